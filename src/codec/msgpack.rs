@@ -212,11 +212,13 @@ fn write_date(ms: f64, out: &mut Vec<u8>) {
     if millis == 0.0 && (0.0..4_294_967_296.0).contains(&seconds) {
         out.extend_from_slice(&[0xd6, 0xff]);
         out.extend_from_slice(&(seconds as u32).to_be_bytes());
-    } else if seconds > 0.0 && seconds < 4_294_967_296.0 {
+    } else if seconds > 0.0 && seconds < 17_179_869_184.0 {
+        // msgpackr 1.5.2 writes this form up to 2^34 seconds but only puts the low 32 bits
+        // of the seconds in the lower word (its upper-bits term is always 0 in this range):
+        // reproduced as is, since these bytes are hashed.
         out.extend_from_slice(&[0xd7, 0xff]);
-        // msgpackr: nanoseconds << 2 in the upper word, seconds (truncated) in the lower.
         out.extend_from_slice(&((millis as u32) * 4_000_000).to_be_bytes());
-        out.extend_from_slice(&(seconds as u32).to_be_bytes());
+        out.extend_from_slice(&((seconds.trunc() as u64) as u32).to_be_bytes());
     } else {
         out.extend_from_slice(&[0xc7, 12, 0xff]);
         out.extend_from_slice(&((millis as u32) * 1_000_000).to_be_bytes());
