@@ -86,7 +86,7 @@ fn random_string(r: &mut Rng) -> String {
 
 #[test]
 fn generated_strings_sort_in_node_locale_compare_order() {
-    let mut r = Rng::new(0xc011_a7e);
+    let mut r = Rng::new(0x0c01_1a7e);
     let mut strings: Vec<String> = PIECES.iter().map(|s| s.to_string()).collect();
     strings.extend((0..6000).map(|_| random_string(&mut r)));
 
