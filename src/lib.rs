@@ -12,6 +12,7 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
+//! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -24,3 +25,4 @@
 //! ```
 
 pub mod codec;
+pub mod proof;
