@@ -12,6 +12,7 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
+//! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //!
 //! ```
@@ -25,4 +26,5 @@
 //! ```
 
 pub mod codec;
+pub mod monitor;
 pub mod proof;
