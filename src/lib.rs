@@ -13,6 +13,7 @@
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
+//! - [`schema`]: the reserved `/.sys/` paths and the ack and participant values.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //!
 //! ```
@@ -28,3 +29,4 @@
 pub mod codec;
 pub mod monitor;
 pub mod proof;
+pub mod schema;

@@ -21,18 +21,12 @@
 
 use crate::codec::{deep_equal, to_json, Value};
 use crate::proof::{FraudCode, FraudDetails};
+pub use crate::schema::{
+    ACK_PATH_PREFIX, CONTRACT_SOURCE_PATH, GENESIS_ACK_PATH, PARTICIPANT_PATH_PREFIX,
+};
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use thiserror::Error;
-
-/// Where the contract's source is kept.
-pub const CONTRACT_SOURCE_PATH: &str = "/.sys/contract/source";
-/// The prefix of participant declarations.
-pub const PARTICIPANT_PATH_PREFIX: &str = "/.sys/inputs/";
-/// The prefix of acks.
-pub const ACK_PATH_PREFIX: &str = "/.sys/acks/";
-/// The ack that closes the genesis entries.
-pub const GENESIS_ACK_PATH: &str = "/.sys/acks/genesis";
 
 /// Whether an index entry is a put or a delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
