@@ -24,3 +24,4 @@
 //! ```
 
 pub mod codec;
+pub mod log;
