@@ -19,7 +19,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod legacy;
 pub mod oplog;
-// pub mod proof;
+pub mod proof;
 pub mod storage;
 pub mod store;
 pub mod tree;
@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 pub use crypto::{KeyPair, SignatureScheme};
 pub use oplog::{Header, HeaderVersion, Manifest};
-// pub use proof::{Proof, ProofRequest};
+pub use proof::{Proof, ProofRequest};
 pub use storage::{MemoryStorage, Storage};
 pub use store::LogStore;
 pub use tree::Node;
@@ -374,6 +374,50 @@ impl Log {
             headers: [1, 0],
             oplog_bytes: 0,
             key_pair,
+            length: 0,
+            byte_length: 0,
+            fork: 0,
+            roots: vec![],
+            signature: vec![],
+            unflushed: BTreeMap::new(),
+            tree_cut: None,
+            bitfield: Bitfield::default(),
+            heads: vec![],
+            heads_persisted: 0,
+            scheme: SignatureScheme::Compat,
+            checkpoint_bytes: 4 << 20,
+        };
+        log.flush()?;
+        Ok(log)
+    }
+
+    /// Creates an empty replica of the log with `public_key` (read-only; grows by verified
+    /// proofs).
+    pub fn create_replica(storage: Storage, public_key: [u8; 32]) -> Result<Log> {
+        let files = Self::open_files(&storage)?;
+        if !files.oplog.is_empty()? {
+            return Err(LogError::AlreadyExists {
+                path: files.oplog.path.clone(),
+            });
+        }
+        for f in [&files.tree, &files.bitfield, &files.data, &files.heads] {
+            f.truncate(0)?;
+        }
+        let mut log = Log {
+            files,
+            header: Header {
+                version: HeaderVersion::Current,
+                key: public_key,
+                manifest: Some(Manifest::compat(public_key)),
+                key_pair: None,
+                user_data: vec![],
+                tree: TreeHeader::default(),
+                hints: Default::default(),
+                types: None,
+            },
+            headers: [1, 0],
+            oplog_bytes: 0,
+            key_pair: KeyPair::public_only(public_key),
             length: 0,
             byte_length: 0,
             fork: 0,

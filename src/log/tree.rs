@@ -179,7 +179,7 @@ impl Iter {
         if index > self.index {
             index < self.index + half
         } else if index < self.index {
-            index > self.index - half
+            index + half > self.index
         } else {
             true
         }
