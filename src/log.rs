@@ -981,6 +981,11 @@ impl Log {
         )
     }
 
+    /// Sets the oplog size past which appends checkpoint (tree, bitfield, header).
+    pub fn set_checkpoint_bytes(&mut self, bytes: u64) {
+        self.checkpoint_bytes = bytes;
+    }
+
     // ---- writes ----
 
     fn require_writable(&self) -> Result<()> {
