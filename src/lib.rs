@@ -12,6 +12,8 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
+//! - [`log`]: signed append-only logs (our Hypercore 10 core): storage, Merkle tree,
+//!   signatures, proofs, and JS Vitra 0.1.3's pre-release cores.
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`schema`]: the reserved `/.sys/` paths and the ack and participant values.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
@@ -27,6 +29,7 @@
 //! ```
 
 pub mod codec;
+pub mod log;
 pub mod monitor;
 pub mod proof;
 pub mod schema;

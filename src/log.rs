@@ -1,0 +1,1302 @@
+//! The log engine: a signed append-only log (our own Hypercore 10 core), stored exactly as
+//! JS Hypercore 10 stores it (`oplog`, `tree`, `bitfield`, `data`), so JS Hypercore 10.31/10.38
+//! and this crate open each other's logs, plus JS Vitra 0.1.3's pre-release cores.
+//!
+//! A [`Log`] appends blocks in signed batches (one Ed25519 signature per batch over the
+//! BLAKE2b Merkle tree hash), reads them back, truncates (raising the fork id), keeps a history
+//! of every signed head it created or verified, and creates/verifies proofs in the Hypercore
+//! wire format for replication and inclusion proofs.
+//!
+//! Durability: when [`Log::append_batch`] returns, the batch is on disk (data and head history
+//! are synced before the oplog entry that commits them, and the entry is synced before
+//! returning). A crash at any point reopens to a consistent prefix whose signatures verify.
+//!
+//! This module must never panic on bytes from disk or from a peer, never write a head it has
+//! not signed or verified, and never leave stored data inconsistent after an error.
+
+pub mod bitfield;
+pub mod crypto;
+pub mod encoding;
+pub mod legacy;
+pub mod oplog;
+pub mod proof;
+pub mod storage;
+pub mod store;
+pub mod tree;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use crypto::{KeyPair, SignatureScheme};
+pub use oplog::{Header, HeaderVersion, Manifest};
+pub use proof::{Proof, ProofRequest};
+pub use storage::{MemoryStorage, Storage};
+pub use store::LogStore;
+pub use tree::Node;
+
+use bitfield::Bitfield;
+use encoding::{DecodeError, Writer};
+use oplog::{BitfieldUpdate, Entry, ReorgHint, TreeHeader, TreeUpgrade, ENTRY_OFFSET, PAGE_SIZE};
+use storage::StoreFile;
+
+/// Everything that can go wrong in the log layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An I/O operation on one of the log's files failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's contents are inconsistent or malformed.
+    #[error("corrupt {path}: {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The oplog has entries but neither header slot holds a valid header.
+    #[error("corrupt {path}: no valid header in either slot")]
+    NoValidHeader {
+        /// The oplog file.
+        path: PathBuf,
+    },
+    /// An oplog header passed its checksum but could not be decoded (unknown version...).
+    #[error("undecodable header in {path} slot {slot}: {source}")]
+    HeaderUndecodable {
+        /// The oplog file.
+        path: PathBuf,
+        /// Header slot (0 or 1).
+        slot: usize,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// No log is stored at this location.
+    #[error("no log stored at {path}")]
+    NotFound {
+        /// The oplog file.
+        path: PathBuf,
+    },
+    /// A log already exists where one was to be created.
+    #[error("a log already exists at {path}")]
+    AlreadyExists {
+        /// The oplog file.
+        path: PathBuf,
+    },
+    /// The stored log has another key than the one given.
+    #[error("log key mismatch: expected {expected}, stored {stored}")]
+    KeyMismatch {
+        /// Key asked for (hex).
+        expected: String,
+        /// Key stored (hex).
+        stored: String,
+    },
+    /// A secret key does not belong to the log's public key.
+    #[error("secret key does not match public key {key}")]
+    SecretKeyMismatch {
+        /// The public key (hex).
+        key: String,
+    },
+    /// Appending or truncating needs the secret key, which this side does not have.
+    #[error("log {key} is read-only here (no secret key)")]
+    NotWritable {
+        /// The public key (hex).
+        key: String,
+    },
+    /// The log uses a feature this implementation does not support.
+    #[error("unsupported log {key}: {detail}")]
+    Unsupported {
+        /// The log key (hex).
+        key: String,
+        /// What is unsupported.
+        detail: String,
+    },
+    /// A Merkle tree node needed for an operation is not stored.
+    #[error("tree node {index} missing in {path}")]
+    MissingNode {
+        /// The tree file.
+        path: PathBuf,
+        /// Flat-tree index.
+        index: u64,
+    },
+    /// A length or block index beyond the log.
+    #[error("{what} {requested} is beyond log length {length}")]
+    OutOfBounds {
+        /// What was asked.
+        what: &'static str,
+        /// The requested value.
+        requested: u64,
+        /// Current length.
+        length: u64,
+    },
+    /// A head's signature does not verify under any known scheme.
+    #[error("invalid signature for log {key} at length {length}, fork {fork}")]
+    SignatureInvalid {
+        /// The log key (hex).
+        key: String,
+        /// Head length.
+        length: u64,
+        /// Head fork id.
+        fork: u64,
+    },
+    /// A stored root hash differs from the one recomputed from the tree.
+    #[error("tree hash mismatch in {path} at length {length}")]
+    TreeHashMismatch {
+        /// The file holding the stale hash.
+        path: PathBuf,
+        /// Length concerned.
+        length: u64,
+    },
+    /// The encoded header is larger than its 4096-byte slot.
+    #[error("oplog header of {size} bytes does not fit its slot")]
+    HeaderTooLarge {
+        /// Encoded size.
+        size: usize,
+    },
+    /// A proof failed verification.
+    #[error("invalid proof for log {key}: {detail}")]
+    InvalidProof {
+        /// The log key (hex).
+        key: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A proof request cannot be answered from this log.
+    #[error("invalid proof request: {detail}")]
+    InvalidRequest {
+        /// Why.
+        detail: String,
+    },
+    /// Bytes received from elsewhere could not be decoded.
+    #[error("could not decode {what}: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// The system random generator failed.
+    #[error("random generator failed: {0}")]
+    Random(String),
+}
+
+/// Shorthand for results of this layer.
+pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// A signed head: a length, fork id and tree hash with the signature over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHead {
+    /// Number of blocks.
+    pub length: u64,
+    /// Fork id.
+    pub fork: u64,
+    /// Tree hash of the roots at `length`.
+    pub tree_hash: [u8; 32],
+    /// Ed25519 signature.
+    pub signature: [u8; 64],
+    /// Which bytes the signature covers.
+    pub scheme: SignatureScheme,
+}
+
+const HEAD_RECORD: usize = 120;
+
+impl SignedHead {
+    fn to_record(&self) -> [u8; HEAD_RECORD] {
+        let mut r = [0u8; HEAD_RECORD];
+        r[0..8].copy_from_slice(&self.length.to_le_bytes());
+        r[8..16].copy_from_slice(&self.fork.to_le_bytes());
+        r[16..48].copy_from_slice(&self.tree_hash);
+        r[48..112].copy_from_slice(&self.signature);
+        r[112] = self.scheme.to_byte();
+        let crc = crc32fast::hash(&r[..116]);
+        r[116..120].copy_from_slice(&crc.to_le_bytes());
+        r
+    }
+
+    fn from_record(r: &[u8]) -> Option<SignedHead> {
+        if r.len() != HEAD_RECORD || crc32fast::hash(&r[..116]).to_le_bytes() != r[116..120] {
+            return None;
+        }
+        Some(SignedHead {
+            length: u64::from_le_bytes(r[0..8].try_into().ok()?),
+            fork: u64::from_le_bytes(r[8..16].try_into().ok()?),
+            tree_hash: r[16..48].try_into().ok()?,
+            signature: r[48..112].try_into().ok()?,
+            scheme: SignatureScheme::from_byte(r[112])?,
+        })
+    }
+
+    /// Whether the signature verifies for `public_key`.
+    pub fn verify(&self, public_key: &[u8; 32]) -> bool {
+        crypto::verify(
+            public_key,
+            &self.scheme.signable(&self.tree_hash, self.length, self.fork),
+            &self.signature,
+        )
+    }
+}
+
+/// Finds the scheme under which `signature` verifies, if any.
+pub fn detect_scheme(
+    public_key: &[u8; 32],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+    signature: &[u8],
+) -> Option<SignatureScheme> {
+    [SignatureScheme::Compat, SignatureScheme::Legacy]
+        .into_iter()
+        .find(|s| crypto::verify(public_key, &s.signable(tree_hash, length, fork), signature))
+}
+
+/// How to open a log.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The key pair: its public key must match the stored key; with a secret key the log is
+    /// writable even when the header stores none (JS Vitra 0.1.3 cores derive it).
+    pub key_pair: Option<KeyPair>,
+    /// Oplog size past which the tree, bitfield and header are checkpointed (default 4 MiB).
+    pub checkpoint_bytes: Option<u64>,
+}
+
+/// The log files of one log, opened.
+struct Files {
+    oplog: StoreFile,
+    tree: StoreFile,
+    bitfield: StoreFile,
+    data: StoreFile,
+    heads: StoreFile,
+}
+
+/// A signed append-only log. Writers take `&mut self`, readers `&self`.
+pub struct Log {
+    files: Files,
+    header: Header,
+    headers: [u8; 2],
+    oplog_bytes: u64,
+    key_pair: KeyPair,
+    length: u64,
+    byte_length: u64,
+    fork: u64,
+    roots: Vec<Node>,
+    signature: Vec<u8>,
+    unflushed: BTreeMap<u64, Node>,
+    tree_cut: Option<u64>,
+    bitfield: Bitfield,
+    heads: Vec<SignedHead>,
+    heads_persisted: usize,
+    scheme: SignatureScheme,
+    checkpoint_bytes: u64,
+}
+
+fn hexkey(k: &[u8; 32]) -> String {
+    hex::encode(k)
+}
+
+/// Adds `node` as a new root, merging roots into parents (as `MerkleTreeBatch.appendRoot`);
+/// returns the new length.
+pub(crate) fn append_root(roots: &mut Vec<Node>, nodes: &mut Vec<Node>, node: Node, length: u64) -> u64 {
+    let length = length + tree::count_leaves(node.index);
+    roots.push(node);
+    nodes.push(node);
+    while roots.len() > 1 {
+        let a = roots[roots.len() - 1];
+        let b = roots[roots.len() - 2];
+        if tree::sibling(a.index) != b.index {
+            break;
+        }
+        let p = Node {
+            index: tree::parent(a.index),
+            size: a.size.wrapping_add(b.size),
+            hash: crypto::parent_hash(&a, &b),
+        };
+        nodes.push(p);
+        roots.pop();
+        roots.pop();
+        roots.push(p);
+    }
+    length
+}
+
+impl Log {
+    /// Creates a new log with a fresh random key pair.
+    pub fn create(storage: Storage) -> Result<Log> {
+        let kp = KeyPair::generate().map_err(|e| LogError::Random(e.to_string()))?;
+        Self::create_with_key_pair(storage, kp)
+    }
+
+    /// Creates a new log signed by `key_pair` (which must hold the secret key).
+    pub fn create_with_key_pair(storage: Storage, key_pair: KeyPair) -> Result<Log> {
+        let files = Self::open_files(&storage)?;
+        if !files.oplog.is_empty()? {
+            return Err(LogError::AlreadyExists {
+                path: files.oplog.path.clone(),
+            });
+        }
+        if key_pair.secret_key.is_none() {
+            return Err(LogError::NotWritable {
+                key: hexkey(&key_pair.public_key),
+            });
+        }
+        if !key_pair.is_consistent() {
+            return Err(LogError::SecretKeyMismatch {
+                key: hexkey(&key_pair.public_key),
+            });
+        }
+        let header = Header {
+            version: HeaderVersion::Current,
+            key: key_pair.public_key,
+            manifest: Some(Manifest::compat(key_pair.public_key)),
+            key_pair: Some((
+                key_pair.public_key.to_vec(),
+                key_pair.secret_key.map(|s| s.to_vec()).unwrap_or_default(),
+            )),
+            user_data: vec![],
+            tree: TreeHeader::default(),
+            hints: Default::default(),
+            types: None,
+        };
+        // Start from clean files (a crashed create may have left bytes behind).
+        for f in [&files.tree, &files.bitfield, &files.data, &files.heads] {
+            f.truncate(0)?;
+        }
+        let mut log = Log {
+            files,
+            header,
+            headers: [1, 0],
+            oplog_bytes: 0,
+            key_pair,
+            length: 0,
+            byte_length: 0,
+            fork: 0,
+            roots: vec![],
+            signature: vec![],
+            unflushed: BTreeMap::new(),
+            tree_cut: None,
+            bitfield: Bitfield::default(),
+            heads: vec![],
+            heads_persisted: 0,
+            scheme: SignatureScheme::Compat,
+            checkpoint_bytes: 4 << 20,
+        };
+        log.flush()?;
+        Ok(log)
+    }
+
+    /// Creates an empty replica of the log with `public_key` (read-only; grows by verified
+    /// proofs).
+    pub fn create_replica(storage: Storage, public_key: [u8; 32]) -> Result<Log> {
+        let files = Self::open_files(&storage)?;
+        if !files.oplog.is_empty()? {
+            return Err(LogError::AlreadyExists {
+                path: files.oplog.path.clone(),
+            });
+        }
+        for f in [&files.tree, &files.bitfield, &files.data, &files.heads] {
+            f.truncate(0)?;
+        }
+        let mut log = Log {
+            files,
+            header: Header {
+                version: HeaderVersion::Current,
+                key: public_key,
+                manifest: Some(Manifest::compat(public_key)),
+                key_pair: None,
+                user_data: vec![],
+                tree: TreeHeader::default(),
+                hints: Default::default(),
+                types: None,
+            },
+            headers: [1, 0],
+            oplog_bytes: 0,
+            key_pair: KeyPair::public_only(public_key),
+            length: 0,
+            byte_length: 0,
+            fork: 0,
+            roots: vec![],
+            signature: vec![],
+            unflushed: BTreeMap::new(),
+            tree_cut: None,
+            bitfield: Bitfield::default(),
+            heads: vec![],
+            heads_persisted: 0,
+            scheme: SignatureScheme::Compat,
+            checkpoint_bytes: 4 << 20,
+        };
+        log.flush()?;
+        Ok(log)
+    }
+
+    /// Opens an existing log (read-only unless a secret key is stored or given).
+    pub fn open(storage: Storage, options: OpenOptions) -> Result<Log> {
+        let files = Self::open_files(&storage)?;
+        let buf = files.oplog.read_all()?;
+        let state = oplog::read_oplog(&buf).map_err(|e| match e {
+            oplog::OplogReadError::NoValidHeader => LogError::NoValidHeader {
+                path: files.oplog.path.clone(),
+            },
+            oplog::OplogReadError::BadHeader { slot, error } => LogError::HeaderUndecodable {
+                path: files.oplog.path.clone(),
+                slot,
+                source: error,
+            },
+        })?;
+        let Some(header) = state.header else {
+            return Err(LogError::NotFound {
+                path: files.oplog.path.clone(),
+            });
+        };
+        let key = header.key;
+        if let Some(m) = &header.manifest {
+            if !m.is_compat(&key) {
+                return Err(LogError::Unsupported {
+                    key: hexkey(&key),
+                    detail: "manifest-keyed (non-compat) cores are not supported".into(),
+                });
+            }
+        }
+        let stored_secret = header
+            .key_pair
+            .as_ref()
+            .and_then(|(pk, sk)| {
+                (pk.as_slice() == key.as_slice() && sk.len() == 64)
+                    .then(|| sk.as_slice().try_into().ok())
+                    .flatten()
+            });
+        let key_pair = match options.key_pair {
+            Some(kp) => {
+                if kp.public_key != key {
+                    return Err(LogError::KeyMismatch {
+                        expected: hexkey(&kp.public_key),
+                        stored: hexkey(&key),
+                    });
+                }
+                let secret_key = kp.secret_key.or(stored_secret);
+                KeyPair {
+                    public_key: key,
+                    secret_key,
+                }
+            }
+            None => KeyPair {
+                public_key: key,
+                secret_key: stored_secret,
+            },
+        };
+        if !key_pair.is_consistent() {
+            return Err(LogError::SecretKeyMismatch { key: hexkey(&key) });
+        }
+        let bitfield = Bitfield::from_bytes(files.bitfield.read_all()?);
+        let mut log = Log {
+            files,
+            headers: state.headers,
+            oplog_bytes: state.entries_byte_length,
+            key_pair,
+            length: 0,
+            byte_length: 0,
+            fork: header.tree.fork,
+            roots: vec![],
+            signature: header.tree.signature.clone(),
+            unflushed: BTreeMap::new(),
+            tree_cut: None,
+            bitfield,
+            heads: vec![],
+            heads_persisted: 0,
+            scheme: SignatureScheme::Compat,
+            checkpoint_bytes: options.checkpoint_bytes.unwrap_or(4 << 20),
+            header,
+        };
+        // Roots of the header's head come from the tree file.
+        let hl = log.header.tree.length;
+        log.roots = log.roots_at_stored(hl)?;
+        log.length = hl;
+        log.byte_length = log.roots.iter().map(|r| r.size).sum();
+        let mut seen_heads: Vec<SignedHead> = Vec::new();
+        if hl > 0 {
+            let th = crypto::tree_hash(&log.roots);
+            if !log.header.tree.root_hash.is_empty() && log.header.tree.root_hash != th {
+                return Err(LogError::TreeHashMismatch {
+                    path: log.files.oplog.path.clone(),
+                    length: hl,
+                });
+            }
+            seen_heads.push(log.check_head(hl, log.fork, th, &log.header.tree.signature.clone())?);
+        }
+        // Replay entries.
+        for e in state.entries {
+            log.apply_entry(e, &mut seen_heads)?;
+        }
+        if log.header.hints.contiguous_length == 0 {
+            let mut c = 0;
+            while log.bitfield.get(c) {
+                c += 1;
+            }
+            log.header.hints.contiguous_length = c;
+        }
+        if log.header.version == HeaderVersion::Alpha {
+            // Rewritten as a version-1 header on the next checkpoint; a derived secret key is
+            // never written to disk. New heads use the current scheme, as JS 10.38 would.
+            if log.header.key_pair.as_ref().is_some_and(|(_, sk)| sk.len() != 64) {
+                log.header.key_pair = None;
+            }
+        }
+        log.load_heads(seen_heads)?;
+        log.check_data_file()?;
+        log.cleanup_tree_file()?;
+        Ok(log)
+    }
+
+    /// Opens the log stored here, or creates one with `key_pair` (random when `None`).
+    pub fn open_or_create(storage: Storage, key_pair: Option<KeyPair>) -> Result<Log> {
+        if storage.exists() {
+            Self::open(
+                storage,
+                OpenOptions {
+                    key_pair,
+                    ..Default::default()
+                },
+            )
+        } else {
+            match key_pair {
+                Some(kp) => Self::create_with_key_pair(storage, kp),
+                None => Self::create(storage),
+            }
+        }
+    }
+
+    fn open_files(storage: &Storage) -> Result<Files> {
+        Ok(Files {
+            oplog: storage.open_file("oplog")?,
+            tree: storage.open_file("tree")?,
+            bitfield: storage.open_file("bitfield")?,
+            data: storage.open_file("data")?,
+            heads: storage.open_file("heads")?,
+        })
+    }
+
+    fn check_head(
+        &self,
+        length: u64,
+        fork: u64,
+        tree_hash: [u8; 32],
+        signature: &[u8],
+    ) -> Result<SignedHead> {
+        let key = self.key_pair.public_key;
+        let bad = || LogError::SignatureInvalid {
+            key: hexkey(&key),
+            length,
+            fork,
+        };
+        let scheme = detect_scheme(&key, &tree_hash, length, fork, signature).ok_or_else(bad)?;
+        let signature: [u8; 64] = signature.try_into().map_err(|_| bad())?;
+        Ok(SignedHead {
+            length,
+            fork,
+            tree_hash,
+            signature,
+            scheme,
+        })
+    }
+
+    fn apply_entry(&mut self, e: Entry, seen: &mut Vec<SignedHead>) -> Result<()> {
+        if let Some((k, v)) = &e.user_data {
+            self.header.set_user_data(k, Some(v));
+        }
+        let nodes = e.tree_nodes.unwrap_or_default();
+        for n in &nodes {
+            self.unflushed.insert(n.index, *n);
+        }
+        if let Some(b) = &e.bitfield {
+            self.bitfield.set_range(b.start, b.length, !b.drop);
+            if b.drop && self.header.hints.contiguous_length > b.start {
+                self.header.hints.contiguous_length = b.start;
+            }
+        }
+        if let Some(u) = e.tree_upgrade {
+            if u.ancestors < self.length {
+                self.cut_tree(u.ancestors);
+                for n in &nodes {
+                    self.unflushed.insert(n.index, *n);
+                }
+                if u.fork != self.fork {
+                    push_reorg(&mut self.header.hints.reorgs, self.fork, u.fork, u.ancestors);
+                }
+            }
+            let roots = self.roots_at(u.length)?;
+            self.byte_length = roots.iter().map(|r| r.size).sum();
+            self.roots = roots;
+            self.length = u.length;
+            self.fork = u.fork;
+            self.signature = u.signature.clone();
+            let th = crypto::tree_hash(&self.roots);
+            if u.length > 0 {
+                seen.push(self.check_head(u.length, u.fork, th, &u.signature)?);
+            }
+            self.header.tree = TreeHeader {
+                fork: u.fork,
+                length: u.length,
+                root_hash: if u.length > 0 { th.to_vec() } else { vec![] },
+                signature: u.signature,
+            };
+        }
+        if let Some(b) = &e.bitfield {
+            if !b.drop {
+                let mut c = self.header.hints.contiguous_length;
+                if c >= b.start && c <= b.start + b.length {
+                    while self.bitfield.get(c) {
+                        c += 1;
+                    }
+                    self.header.hints.contiguous_length = c;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets tree nodes at or beyond `ancestors` blocks and blanks the parents spanning the cut.
+    fn cut_tree(&mut self, ancestors: u64) {
+        let head = 2 * ancestors;
+        self.unflushed.retain(|&i, _| i < head);
+        if ancestors > 0 {
+            let mut it = tree::Iter::new(head - 2);
+            loop {
+                if it.contains(head) && it.index < head {
+                    self.unflushed.insert(it.index, Node::blank(it.index));
+                }
+                if it.offset == 0 {
+                    break;
+                }
+                it.parent();
+            }
+        }
+        self.tree_cut = Some(self.tree_cut.map_or(ancestors, |c| c.min(ancestors)));
+    }
+
+    fn load_heads(&mut self, seen: Vec<SignedHead>) -> Result<()> {
+        let buf = self.files.heads.read_all()?;
+        let mut heads: Vec<SignedHead> = Vec::new();
+        for rec in buf.chunks(HEAD_RECORD) {
+            match SignedHead::from_record(rec) {
+                Some(h) if h.verify(&self.key_pair.public_key) => heads.push(h),
+                _ => break,
+            }
+        }
+        // Drop heads beyond the recovered state (written before a crash cut the oplog entry).
+        let mut keep = heads.len();
+        while keep > 0 {
+            let h = &heads[keep - 1];
+            if h.fork > self.fork || (h.fork == self.fork && h.length > self.length) {
+                keep -= 1;
+            } else {
+                break;
+            }
+        }
+        heads.truncate(keep);
+        let mut rewrite = keep * HEAD_RECORD != buf.len();
+        for h in seen {
+            if !heads.contains(&h) {
+                heads.push(h);
+                rewrite = true;
+            }
+        }
+        if rewrite {
+            let mut out = Vec::with_capacity(heads.len() * HEAD_RECORD);
+            for h in &heads {
+                out.extend_from_slice(&h.to_record());
+            }
+            self.files.heads.write_at(0, &out)?;
+            self.files.heads.truncate(out.len() as u64)?;
+            self.files.heads.sync()?;
+        }
+        self.heads_persisted = heads.len();
+        self.heads = heads;
+        Ok(())
+    }
+
+    fn check_data_file(&self) -> Result<()> {
+        if self.header.hints.contiguous_length >= self.length && self.length > 0 {
+            let size = self.files.data.len()?;
+            if size < self.byte_length {
+                return Err(LogError::Corrupt {
+                    path: self.files.data.path.clone(),
+                    detail: format!(
+                        "{} bytes stored, {} expected for {} blocks",
+                        size, self.byte_length, self.length
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cleanup_tree_file(&mut self) -> Result<()> {
+        // Remove nodes a crash left beyond the head (after the header, before cleanup).
+        let expected = if self.length == 0 {
+            0
+        } else {
+            (2 * self.length - 1) * 40
+        };
+        if self.files.tree.len()? > expected && self.unflushed.keys().all(|&i| i < 2 * self.length)
+        {
+            self.cut_tree(self.length);
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    // ---- tree access ----
+
+    /// A stored tree node within the current length, `None` when absent or blank.
+    pub fn node(&self, index: u64) -> Result<Option<Node>> {
+        if tree::right_span(index) >= 2 * self.length {
+            return Ok(None);
+        }
+        self.node_raw(index)
+    }
+
+    fn node_raw(&self, index: u64) -> Result<Option<Node>> {
+        if let Some(n) = self.unflushed.get(&index) {
+            return Ok((!n.is_blank()).then_some(*n));
+        }
+        if self.tree_cut.is_some_and(|c| index >= 2 * c) {
+            return Ok(None);
+        }
+        let Some(off) = index.checked_mul(40) else {
+            return Ok(None);
+        };
+        let Some(b) = self.files.tree.read_at(off, 40)? else {
+            return Ok(None);
+        };
+        let mut a = [0u8; 40];
+        a.copy_from_slice(&b);
+        let n = Node::from_bytes(index, &a);
+        Ok((!n.is_blank()).then_some(n))
+    }
+
+    fn required_node(&self, index: u64) -> Result<Node> {
+        self.node_raw(index)?.ok_or_else(|| LogError::MissingNode {
+            path: self.files.tree.path.clone(),
+            index,
+        })
+    }
+
+    fn roots_at_stored(&self, length: u64) -> Result<Vec<Node>> {
+        tree::full_roots(2 * length)
+            .into_iter()
+            .map(|i| self.required_node(i))
+            .collect()
+    }
+
+    fn roots_at(&self, length: u64) -> Result<Vec<Node>> {
+        if length == self.length && !self.roots.is_empty() {
+            return Ok(self.roots.clone());
+        }
+        self.roots_at_stored(length)
+    }
+
+    /// The Merkle roots at `length` (≤ current length).
+    pub fn roots(&self, length: u64) -> Result<Vec<Node>> {
+        if length > self.length {
+            return Err(LogError::OutOfBounds {
+                what: "length",
+                requested: length,
+                length: self.length,
+            });
+        }
+        self.roots_at(length)
+    }
+
+    /// The tree hash of the roots at `length` (≤ current length).
+    pub fn tree_hash(&self, length: u64) -> Result<[u8; 32]> {
+        Ok(crypto::tree_hash(&self.roots(length)?))
+    }
+
+    /// Byte offset of flat-tree `index` in the data (as JS `getByteOffset`).
+    pub(crate) fn byte_offset(&self, index: u64) -> Result<u64> {
+        if index == 2 * self.length {
+            return Ok(self.byte_length);
+        }
+        let index = if index & 1 == 1 {
+            tree::left_span(index)
+        } else {
+            index
+        };
+        let mut head = 0u64;
+        let mut offset = 0u64;
+        for root in &self.roots {
+            head += 2 * ((root.index - head) + 1);
+            if index >= head {
+                offset += root.size;
+                continue;
+            }
+            let mut it = tree::Iter::new(root.index);
+            while it.index != index {
+                if index < it.index {
+                    it.left_child();
+                } else {
+                    let l = it.left_child();
+                    offset += self.required_node(l)?.size;
+                    it.sibling();
+                }
+            }
+            return Ok(offset);
+        }
+        Err(LogError::OutOfBounds {
+            what: "tree index",
+            requested: index,
+            length: self.length,
+        })
+    }
+
+    // ---- reads ----
+
+    /// Number of blocks.
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    /// Whether the log has no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Total bytes of all blocks.
+    pub fn byte_len(&self) -> u64 {
+        self.byte_length
+    }
+
+    /// Fork id (raised by every truncation).
+    pub fn fork(&self) -> u64 {
+        self.fork
+    }
+
+    /// The log's public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key_pair.public_key
+    }
+
+    /// The key pair (secret key present when writable).
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.key_pair
+    }
+
+    /// Whether this side can append.
+    pub fn writable(&self) -> bool {
+        self.key_pair.secret_key.is_some()
+    }
+
+    /// The discovery key.
+    pub fn discovery_key(&self) -> [u8; 32] {
+        crypto::discovery_key(&self.key_pair.public_key)
+    }
+
+    /// The stored oplog header (user data, manifest, hints...).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The user data value stored under `key`.
+    pub fn user_data(&self, key: &str) -> Option<&[u8]> {
+        self.header
+            .user_data
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The signature of the current head (empty when the log is empty).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// Every signed head this log created or verified, oldest first.
+    pub fn signed_heads(&self) -> &[SignedHead] {
+        &self.heads
+    }
+
+    /// The most recent signed head at exactly `length` in the current fork, if any.
+    pub fn signed_head_at(&self, length: u64) -> Option<&SignedHead> {
+        self.heads
+            .iter()
+            .rev()
+            .find(|h| h.length == length && h.fork == self.fork)
+    }
+
+    /// Whether block `seq` is stored locally.
+    pub fn has(&self, seq: u64) -> bool {
+        seq < self.length && self.bitfield.get(seq)
+    }
+
+    /// Reads block `seq`; `None` when beyond the length or not stored locally.
+    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        if !self.has(seq) {
+            return Ok(None);
+        }
+        let offset = self.byte_offset(2 * seq)?;
+        let size = self.required_node(2 * seq)?.size;
+        let len = usize::try_from(size).map_err(|_| LogError::Corrupt {
+            path: self.files.tree.path.clone(),
+            detail: format!("block {seq} size {size} too large"),
+        })?;
+        match self.files.data.read_at(offset, len)? {
+            Some(b) => Ok(Some(b)),
+            None => Err(LogError::Corrupt {
+                path: self.files.data.path.clone(),
+                detail: format!("block {seq} ({len} bytes at {offset}) beyond end of file"),
+            }),
+        }
+    }
+
+    /// Signs `message` with the log's secret key (`None` when read-only).
+    pub fn sign(&self, message: &[u8]) -> Option<[u8; 64]> {
+        self.key_pair.sign(message)
+    }
+
+    /// Verifies `signature` over `message` with the log's public key.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        crypto::verify(&self.key_pair.public_key, message, signature)
+    }
+
+    /// Verifies a head signature for this log at `length`/`fork` with the given scheme
+    /// against the tree hash this log computes for `length` (current fork).
+    pub fn verify_head(
+        &self,
+        length: u64,
+        fork: u64,
+        tree_hash: &[u8; 32],
+        signature: &[u8],
+        scheme: SignatureScheme,
+    ) -> bool {
+        crypto::verify(
+            &self.key_pair.public_key,
+            &scheme.signable(tree_hash, length, fork),
+            signature,
+        )
+    }
+
+    /// Sets the oplog size past which appends checkpoint (tree, bitfield, header).
+    pub fn set_checkpoint_bytes(&mut self, bytes: u64) {
+        self.checkpoint_bytes = bytes;
+    }
+
+    // ---- writes ----
+
+    fn require_writable(&self) -> Result<()> {
+        if self.writable() {
+            Ok(())
+        } else {
+            Err(LogError::NotWritable {
+                key: hexkey(&self.key_pair.public_key),
+            })
+        }
+    }
+
+    /// Appends one block; returns the new length.
+    pub fn append(&mut self, block: &[u8]) -> Result<u64> {
+        self.append_batch(&[block])
+    }
+
+    /// Appends blocks under one signature; durable when it returns. Returns the new length.
+    pub fn append_batch<B: AsRef<[u8]>>(&mut self, blocks: &[B]) -> Result<u64> {
+        self.require_writable()?;
+        if blocks.is_empty() {
+            return Ok(self.length);
+        }
+        let mut roots = self.roots.clone();
+        let mut nodes = Vec::with_capacity(blocks.len() * 2);
+        let mut length = self.length;
+        let mut total = 0usize;
+        for b in blocks {
+            let b = b.as_ref();
+            total += b.len();
+            let leaf = Node {
+                index: 2 * length,
+                size: b.len() as u64,
+                hash: crypto::leaf_hash(b),
+            };
+            length = append_root(&mut roots, &mut nodes, leaf, length);
+        }
+        let th = crypto::tree_hash(&roots);
+        let signature = self
+            .key_pair
+            .sign(&self.scheme.signable(&th, length, self.fork))
+            .ok_or_else(|| LogError::NotWritable {
+                key: hexkey(&self.key_pair.public_key),
+            })?;
+        let head = SignedHead {
+            length,
+            fork: self.fork,
+            tree_hash: th,
+            signature,
+            scheme: self.scheme,
+        };
+        // 1. blocks and the head record, synced before the entry that commits them.
+        let mut data = Vec::with_capacity(total);
+        for b in blocks {
+            data.extend_from_slice(b.as_ref());
+        }
+        self.files.data.write_at(self.byte_length, &data)?;
+        self.persist_heads(std::slice::from_ref(&head))?;
+        self.files.data.sync()?;
+        self.files.heads.sync()?;
+        // 2. the oplog entry.
+        let old = self.length;
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: Some(nodes.clone()),
+            tree_upgrade: Some(TreeUpgrade {
+                fork: self.fork,
+                ancestors: old,
+                length,
+                signature: signature.to_vec(),
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: false,
+                start: old,
+                length: length - old,
+            }),
+        };
+        self.write_entry(&entry)?;
+        // 3. in-memory state.
+        for n in nodes {
+            self.unflushed.insert(n.index, n);
+        }
+        self.bitfield.set_range(old, length - old, true);
+        if self.header.hints.contiguous_length == old {
+            self.header.hints.contiguous_length = length;
+        }
+        self.roots = roots;
+        self.length = length;
+        self.byte_length += total as u64;
+        self.signature = signature.to_vec();
+        self.header.tree = TreeHeader {
+            fork: self.fork,
+            length,
+            root_hash: th.to_vec(),
+            signature: signature.to_vec(),
+        };
+        self.heads.push(head);
+        if self.oplog_bytes >= self.checkpoint_bytes {
+            self.flush()?;
+        }
+        Ok(length)
+    }
+
+    fn persist_heads(&mut self, new: &[SignedHead]) -> Result<()> {
+        let mut buf = Vec::with_capacity(new.len() * HEAD_RECORD);
+        for h in new {
+            buf.extend_from_slice(&h.to_record());
+        }
+        let at = (self.heads_persisted * HEAD_RECORD) as u64;
+        self.files.heads.write_at(at, &buf)?;
+        self.heads_persisted += new.len();
+        Ok(())
+    }
+
+    fn write_entry(&mut self, entry: &Entry) -> Result<()> {
+        let mut w = Writer::new();
+        entry.encode(&mut w);
+        let mut framed = Vec::with_capacity(w.buf.len() + 8);
+        oplog::frame(&w.buf, oplog::entry_bit(self.headers), false, &mut framed);
+        self.files
+            .oplog
+            .write_at(ENTRY_OFFSET + self.oplog_bytes, &framed)?;
+        self.files.oplog.sync()?;
+        self.oplog_bytes += framed.len() as u64;
+        Ok(())
+    }
+
+    /// Truncates to `new_length` blocks and raises the fork id (as JS `core.truncate`).
+    pub fn truncate(&mut self, new_length: u64) -> Result<()> {
+        self.require_writable()?;
+        if new_length > self.length {
+            return Err(LogError::OutOfBounds {
+                what: "truncate length",
+                requested: new_length,
+                length: self.length,
+            });
+        }
+        let fork = self.fork + 1;
+        let roots = self.roots_at(new_length)?;
+        let th = crypto::tree_hash(&roots);
+        let mut head = None;
+        let signature = if new_length > 0 {
+            let sig = self
+                .key_pair
+                .sign(&self.scheme.signable(&th, new_length, fork))
+                .ok_or_else(|| LogError::NotWritable {
+                    key: hexkey(&self.key_pair.public_key),
+                })?;
+            head = Some(SignedHead {
+                length: new_length,
+                fork,
+                tree_hash: th,
+                signature: sig,
+                scheme: self.scheme,
+            });
+            sig.to_vec()
+        } else {
+            vec![]
+        };
+        if let Some(h) = &head {
+            self.persist_heads(std::slice::from_ref(h))?;
+            self.files.heads.sync()?;
+        }
+        let old = self.length;
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: Some(vec![]),
+            tree_upgrade: Some(TreeUpgrade {
+                fork,
+                ancestors: new_length,
+                length: new_length,
+                signature: signature.clone(),
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: true,
+                start: new_length,
+                length: old - new_length,
+            }),
+        };
+        self.write_entry(&entry)?;
+        self.bitfield.set_range(new_length, old - new_length, false);
+        if self.length > 0 {
+            push_reorg(&mut self.header.hints.reorgs, self.fork, fork, new_length);
+        }
+        self.cut_tree(new_length);
+        if self.header.hints.contiguous_length > new_length {
+            self.header.hints.contiguous_length = new_length;
+        }
+        self.byte_length = roots.iter().map(|r| r.size).sum();
+        self.roots = roots;
+        self.length = new_length;
+        self.fork = fork;
+        self.signature = signature.clone();
+        self.header.tree = TreeHeader {
+            fork,
+            length: new_length,
+            root_hash: if new_length > 0 { th.to_vec() } else { vec![] },
+            signature,
+        };
+        if let Some(h) = head {
+            self.heads.push(h);
+        }
+        self.flush()
+    }
+
+    /// Sets (or with `None` removes) a user data key in the header, durably.
+    pub fn set_user_data(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let entry = Entry {
+            user_data: Some((key.to_string(), value.unwrap_or_default().to_vec())),
+            ..Default::default()
+        };
+        self.write_entry(&entry)?;
+        self.header.set_user_data(key, value);
+        Ok(())
+    }
+
+    /// Checkpoints: writes tree nodes and bitfield pages to their files, then the header to
+    /// the alternate slot, then empties the oplog's entries. Safe to call at any time.
+    pub fn flush(&mut self) -> Result<()> {
+        // 1. non-blank nodes and bitfield pages, synced.
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0u64;
+        let mut next = u64::MAX;
+        for n in self.unflushed.values().filter(|n| !n.is_blank()) {
+            if n.index != next && !run.is_empty() {
+                self.files.tree.write_at(run_start * 40, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = n.index;
+            }
+            run.extend_from_slice(&n.to_bytes());
+            next = n.index + 1;
+        }
+        if !run.is_empty() {
+            self.files.tree.write_at(run_start * 40, &run)?;
+        }
+        let pages = self.bitfield.take_dirty();
+        for (off, bytes) in &pages {
+            if let Err(e) = self.files.bitfield.write_at(*off, bytes) {
+                for (o, _) in &pages {
+                    self.bitfield.mark_dirty(*o);
+                }
+                return Err(e);
+            }
+        }
+        self.files.tree.sync()?;
+        self.files.bitfield.sync()?;
+        // 2. header into the alternate slot.
+        self.header.tree.fork = self.fork;
+        self.header.tree.length = self.length;
+        let payload = self.header.encode();
+        if payload.len() + 8 > PAGE_SIZE as usize {
+            return Err(LogError::HeaderTooLarge {
+                size: payload.len(),
+            });
+        }
+        let (slot, bit) = oplog::next_header_slot(self.headers);
+        let mut framed = Vec::with_capacity(payload.len() + 8);
+        oplog::frame(&payload, bit, false, &mut framed);
+        self.files
+            .oplog
+            .write_at(slot as u64 * PAGE_SIZE, &framed)?;
+        if self.files.oplog.len()? < ENTRY_OFFSET {
+            // Keep the file at least two pages long, as JS leaves it.
+            self.files.oplog.truncate(ENTRY_OFFSET)?;
+        }
+        self.files.oplog.sync()?;
+        self.headers[slot] = bit;
+        self.files.oplog.truncate(ENTRY_OFFSET)?;
+        self.oplog_bytes = 0;
+        // 3. after the header: blanks and the cut of the tree file.
+        let blanks: Vec<Node> = self
+            .unflushed
+            .values()
+            .filter(|n| n.is_blank())
+            .copied()
+            .collect();
+        for b in &blanks {
+            self.files.tree.write_at(b.index * 40, &b.to_bytes())?;
+        }
+        if let Some(cut) = self.tree_cut.take() {
+            // Only when nothing newer than the cut was written above (else stale nodes stay
+            // until overwritten; reads never look past the length).
+            let keep = if cut == 0 { 0 } else { (2 * cut - 1) * 40 };
+            let newer = self
+                .unflushed
+                .values()
+                .any(|n| !n.is_blank() && n.index >= 2 * cut);
+            if !newer && self.files.tree.len()? > keep {
+                self.files.tree.truncate(keep)?;
+            }
+        }
+        self.unflushed.clear();
+        Ok(())
+    }
+}
+
+fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
+    if from == to {
+        return;
+    }
+    while list.len() >= 4 {
+        list.remove(0);
+    }
+    while list.last().is_some_and(|l| l.ancestors > ancestors) {
+        list.pop();
+    }
+    list.push(ReorgHint {
+        from,
+        to,
+        ancestors,
+    });
+}
