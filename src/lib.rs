@@ -23,4 +23,5 @@
 //! # Ok::<(), vitra::codec::CodecError>(())
 //! ```
 
+pub mod bee;
 pub mod codec;
