@@ -14,7 +14,7 @@ fn key(rng: &mut Rng, space: u64) -> Vec<u8> {
     // variable-length keys so that order is not just numeric order
     let n = rng.below(space);
     let mut k = format!("k{:x}", n * 2654435761 % 1_000_003).into_bytes();
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         k.push(0);
         k.extend_from_slice(b"sub");
     }

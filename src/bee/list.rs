@@ -170,7 +170,7 @@ mod tests {
     fn path_key_mapping() {
         assert_eq!(
             path_to_key("/.sys/acks/ab/000000000000004"),
-            b".sys\0acks\0ab\0000000000000004"
+            b".sys\x00acks\x00ab\x00000000000000004"
         );
         assert_eq!(path_to_key("a//b/"), b"a\0b");
         assert_eq!(path_to_key("/"), b"");
