@@ -145,7 +145,7 @@ fn entry_json(
 ) -> Json {
     serde_json::json!({
         "container": container,
-        "seq": seq.map_or(to_json(&Value::Undefined), |s| Json::from(s)),
+        "seq": seq.map_or(to_json(&Value::Undefined), Json::from),
         "name": name,
         "path": path,
         "value": to_json(&value.unwrap_or(Value::Undefined)),
