@@ -28,6 +28,7 @@
 //! # Ok::<(), vitra::codec::CodecError>(())
 //! ```
 
+pub mod bee;
 pub mod codec;
 pub mod log;
 pub mod monitor;
