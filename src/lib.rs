@@ -12,6 +12,8 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
+//! - [`contract`]: the sandboxed contract runtime (QuickJS-NG): methods, `process`, `apply`
+//!   and the `tx` changes, behind a [`contract::ContractHost`] that serves index reads.
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -24,3 +26,4 @@
 //! ```
 
 pub mod codec;
+pub mod contract;
