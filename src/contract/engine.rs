@@ -577,7 +577,10 @@ impl Engine {
         let result = shared.host.with(host, || {
             context.with(|ctx| -> Result<_, ContractError> {
                 update_stack_top(&ctx);
+                // The bootstrap is our own code: the contract's budget starts after it.
+                shared.deadline.set(None);
                 let setup = Self::bootstrap(&ctx, &shared);
+                shared.deadline.set(Instant::now().checked_add(limits.time_budget));
                 let (emit, tx) = match setup {
                     Ok(v) => v,
                     Err(e) => {

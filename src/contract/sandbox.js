@@ -163,8 +163,8 @@
     },
   };
 
-  const genUUID = natives.genUUID;
-  const util = { genUUID: function genUUID() { return genUUID(); } };
+  const nativeGenUUID = natives.genUUID;
+  const util = { genUUID: function genUUID() { return nativeGenUUID(); } };
 
   // assert: Node's strict assert (what JS Vitra 0.1.3 used), failures thrown as plain Errors
   // (as they crossed 0.1.3's sandbox boundary), so acks read "Error: <message>".
