@@ -678,7 +678,8 @@ impl Engine {
         }
         match Self::classify(shared, limits, Phase::Load, ended) {
             Err(e) => e,
-            Ok(_) => engine_err(&Phase::Load, "module evaluation failed"),
+            Ok(Err(thrown)) => thrown.into_error(Phase::Load),
+            Ok(Ok(_)) => engine_err(&Phase::Load, "module evaluation failed"),
         }
     }
 
