@@ -14,8 +14,11 @@
 //!   and `localeCompare` ordering.
 //! - [`log`]: signed append-only logs (our Hypercore 10 core): storage, Merkle tree,
 //!   signatures, proofs, and JS Vitra 0.1.3's pre-release cores.
-//! - [`monitor`]: replays operations against the contract and checks the executor's index.
+//! - [`bee`]: the index, a Hyperbee 1.x B-tree on a log, byte-compatible with JS Hyperbee.
+//! - [`contract`]: the sandboxed contract runtime (QuickJS-NG): methods, `process`, `apply`
+//!   and the `tx` changes, behind a [`contract::ContractHost`] that serves index reads.
 //! - [`schema`]: the reserved `/.sys/` paths and the ack and participant values.
+//! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //!
 //! ```
@@ -30,6 +33,7 @@
 
 pub mod bee;
 pub mod codec;
+pub mod contract;
 pub mod log;
 pub mod monitor;
 pub mod proof;
