@@ -434,7 +434,9 @@ impl<L: BlockLog> Bee<L> {
         Batch::new(self)
     }
 
-    pub(crate) fn log_mut(&mut self) -> &mut L {
+    /// The underlying log, for writes outside the tree (committing a write buffer). Blocks
+    /// must only ever be appended through the bee, or the block cache goes stale.
+    pub fn log_mut(&mut self) -> &mut L {
         &mut self.log
     }
 

@@ -18,8 +18,10 @@
 //! - [`contract`]: the sandboxed contract runtime (QuickJS-NG): methods, `process`, `apply`
 //!   and the `tx` changes, behind a [`contract::ContractHost`] that serves index reads.
 //! - [`schema`]: the reserved `/.sys/` paths and the ack and participant values.
+//! - [`executor`]: runs operations through the contract and writes acks and changes.
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
+//! - [`database`]: the public API: create, load, call, execute, verify.
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -34,6 +36,8 @@
 pub mod bee;
 pub mod codec;
 pub mod contract;
+pub mod database;
+pub mod executor;
 pub mod log;
 pub mod monitor;
 pub mod proof;

@@ -1,0 +1,259 @@
+//! End-to-end scenarios of the database: calls append operations, the executor writes acks
+//! and changes, the monitor replays them, and each executor misbehaviour is caught with its
+//! fraud code.
+
+use vitra::codec::{Object, Value};
+use vitra::database::{Database, Location, Options, Verdict};
+use vitra::executor::ExecutorBehavior;
+use vitra::proof::{FraudCode, FraudProof};
+
+const COUNTER: &str = include_str!("../examples/contracts/counter.js");
+const KV: &str = include_str!("../examples/contracts/kv.js");
+
+fn params(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(pairs.iter().cloned().collect::<Object>())
+}
+
+fn memory_db(source: &str, behavior: ExecutorBehavior) -> Database {
+    let options = Options {
+        executor_behavior: behavior,
+        ..Options::default()
+    };
+    Database::create(Location::Memory, source, options).expect("create")
+}
+
+fn assert_verified(db: &mut Database) {
+    match db.verify().expect("verify runs") {
+        Verdict::Verified { .. } => {}
+        other => panic!("expected the database to verify, got {other:?}"),
+    }
+}
+
+fn fraud_code(db: &mut Database) -> FraudCode {
+    match db.verify().expect("verify runs") {
+        Verdict::Fraud(proof) => match *proof {
+            FraudProof::Contract(p) => p.details.code,
+            other => panic!("expected a contract fraud proof, got {other:?}"),
+        },
+        other => panic!("expected a contract fraud proof, got {other:?}"),
+    }
+}
+
+#[test]
+fn counter_calls_are_executed_and_verify() {
+    let mut db = memory_db(COUNTER, ExecutorBehavior::Normal);
+    assert_eq!(db.methods().expect("methods"), ["get", "increment"]);
+    let mut txs = Vec::new();
+    for by in [1, 2, 10] {
+        txs.push(
+            db.call("increment", &params(&[("by", by.into())]))
+                .expect("call"),
+        );
+    }
+    assert!(!db.is_processed(&txs[0]).expect("acks"));
+    let report = db.execute_pending().expect("execute");
+    assert_eq!(report.processed, 3);
+    assert_eq!(
+        db.get("/counter").expect("get").map(|e| e.value),
+        Some(Value::from(13))
+    );
+    assert_eq!(
+        db.call("get", &params(&[])).expect("call").response,
+        Value::from(13)
+    );
+    let results = db.fetch_results(&txs[2]).expect("results");
+    let result = results[0].as_ref().expect("processed");
+    assert!(result.success);
+    assert_eq!(result.changes.len(), 1);
+    assert_eq!(result.changes[0].value, Value::from(13));
+    // a second run finds nothing new
+    assert_eq!(db.execute_pending().expect("execute").processed, 0);
+    assert_verified(&mut db);
+}
+
+#[test]
+fn failed_and_zero_change_ops_verify_unlike_0_1_3() {
+    let mut db = memory_db(KV, ExecutorBehavior::Normal);
+    db.call("claim", &params(&[])).expect("claim");
+    // a second claim is rejected by apply: a failed op with no changes
+    db.call("claim", &params(&[])).expect("claim again");
+    db.call("put", &params(&[("key", "a".into()), ("value", 1.into())]))
+        .expect("put");
+    db.call("del", &params(&[("key", "a".into())]))
+        .expect("del");
+    // deleting a missing key: an op whose change Hyperbee does not write
+    db.call("del", &params(&[("key", "never".into())]))
+        .expect("del missing");
+    db.call(
+        "put",
+        &params(&[("key", "b".into()), ("value", Value::Null)]),
+    )
+    .expect("put null");
+    let report = db.execute_pending().expect("execute");
+    assert_eq!((report.processed, report.failed), (6, 1));
+    let local = db.local_oplog().expect("local oplog");
+    let failed = db
+        .fetch_result(&local, 1)
+        .expect("result")
+        .expect("processed");
+    assert!(!failed.success);
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("Error: The store already has an owner")
+    );
+    assert_eq!(db.get("/values/a").expect("get"), None);
+    assert_verified(&mut db);
+}
+
+#[test]
+fn a_skipping_executor_is_caught() {
+    let mut db = memory_db(COUNTER, ExecutorBehavior::SkipOps);
+    for _ in 0..3 {
+        db.call("increment", &params(&[])).expect("call");
+    }
+    db.execute_pending().expect("execute");
+    assert_eq!(fraud_code(&mut db), FraudCode::ProcessedOutOfOrderError);
+}
+
+#[test]
+fn an_executor_processing_twice_is_caught() {
+    let mut db = memory_db(COUNTER, ExecutorBehavior::ProcessOpMultipleTimes);
+    db.call("increment", &params(&[])).expect("call");
+    db.execute_pending().expect("execute");
+    assert_eq!(fraud_code(&mut db), FraudCode::ProcessedOutOfOrderError);
+}
+
+#[test]
+fn an_executor_writing_wrong_changes_is_caught() {
+    // In place of the change the replay expects: a mismatch.
+    let mut db = memory_db(COUNTER, ExecutorBehavior::WrongOpMutations);
+    db.call("increment", &params(&[])).expect("call");
+    db.execute_pending().expect("execute");
+    assert_eq!(fraud_code(&mut db), FraudCode::ChangeMismatchError);
+    // After an op that changes nothing: a change the monitor never expected.
+    let mut db = memory_db(KV, ExecutorBehavior::WrongOpMutations);
+    db.call("del", &params(&[("key", "never-existed".into())]))
+        .expect("call");
+    db.execute_pending().expect("execute");
+    assert_eq!(
+        fraud_code(&mut db),
+        FraudCode::ChangeNotProducedByMonitorError
+    );
+}
+
+#[test]
+fn emitting_without_a_writable_oplog_is_refused() {
+    use vitra::log::{KeyPair, Log, MemoryStorage, Storage};
+    let index = Log::create(Storage::Memory(MemoryStorage::default())).expect("index log");
+    let someone_else = KeyPair::generate().expect("key pair").public_key;
+    let replica = Log::create_replica(Storage::Memory(MemoryStorage::default()), someone_else)
+        .expect("replica");
+    let mut db = Database::create_with_logs(
+        Location::Memory,
+        None,
+        index,
+        vec![replica],
+        COUNTER,
+        Options::default(),
+    )
+    .expect("create");
+    assert_eq!(db.local_oplog(), None);
+    assert_eq!(
+        db.call("get", &params(&[])).expect("a read works").response,
+        Value::from(0)
+    );
+    assert!(matches!(
+        db.call("increment", &params(&[])),
+        Err(vitra::database::DatabaseError::NotAWriter)
+    ));
+    assert!(matches!(
+        db.call("apply", &params(&[])),
+        Err(vitra::database::DatabaseError::Contract(
+            vitra::contract::ContractError::ReservedMethod { .. }
+        ))
+    ));
+}
+
+#[test]
+fn a_restarted_executor_neither_repeats_nor_skips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = {
+        let mut db = Database::create(
+            Location::Dir(dir.path().into()),
+            COUNTER,
+            Options::default(),
+        )
+        .expect("create");
+        db.call("increment", &params(&[])).expect("call");
+        db.call("increment", &params(&[])).expect("call");
+        db.execute_pending().expect("execute");
+        db.call("increment", &params(&[("by", 5.into())]))
+            .expect("call not yet executed");
+        db.key()
+    };
+    let mut db = Database::load(dir.path(), &key, Options::default()).expect("load");
+    assert!(db.is_executor());
+    assert_eq!(db.execute_pending().expect("execute").processed, 1);
+    assert_eq!(
+        db.get("/counter").expect("get").map(|e| e.value),
+        Some(Value::from(7))
+    );
+    assert_verified(&mut db);
+}
+
+#[test]
+fn inclusion_proofs_verify_and_a_forged_one_is_refused() {
+    let mut db = memory_db(COUNTER, ExecutorBehavior::Normal);
+    let tx = db.call("increment", &params(&[])).expect("call");
+    let proof = tx.operations[0].proof.clone();
+    assert_eq!(db.verify_inclusion_proof(&proof).expect("verifies"), None);
+    let mut forged = proof.clone();
+    forged.root_hash_at_block[0] ^= 1;
+    assert!(db.verify_inclusion_proof(&forged).is_err());
+    let json = tx.to_json(&db.fetch_results(&tx).expect("results"));
+    let back = vitra::database::Transaction::from_json(&json).expect("parses");
+    assert_eq!(back.operations[0].proof, proof);
+    assert_eq!(back.id(), tx.id());
+}
+
+#[test]
+fn participants_added_by_the_contract_are_executed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut db =
+        Database::create(Location::Dir(dir.path().into()), KV, Options::default()).expect("create");
+    db.call("claim", &params(&[])).expect("claim");
+    let second = db.create_oplog().expect("new oplog");
+    db.call("invite", &params(&[("pubkey", hex::encode(second).into())]))
+        .expect("invite");
+    db.execute_pending().expect("execute");
+    assert!(db.participants().contains(&second));
+    db.set_local_oplog(&second).expect("switch oplog");
+    db.call(
+        "put",
+        &params(&[("key", "from-second".into()), ("value", true.into())]),
+    )
+    .expect("put");
+    db.execute_pending().expect("execute");
+    assert_eq!(
+        db.get("/values/from-second").expect("get").map(|e| e.value),
+        Some(Value::Bool(true))
+    );
+    db.set_local_oplog(&db.participants()[0].clone())
+        .expect("switch back");
+    db.call("expel", &params(&[("pubkey", hex::encode(second).into())]))
+        .expect("expel");
+    db.execute_pending().expect("execute");
+    assert!(!db.participants().contains(&second));
+    db.set_local_oplog(&second).expect("switch oplog");
+    db.call(
+        "put",
+        &params(&[("key", "after-expel".into()), ("value", 1.into())]),
+    )
+    .expect("put");
+    assert_eq!(
+        db.execute_pending().expect("execute").processed,
+        0,
+        "ops of a removed oplog are not executed"
+    );
+    assert_verified(&mut db);
+}
