@@ -99,3 +99,52 @@ impl Rng {
         ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
+
+/// Copies `fixtures/js-vitra/<name>` into a fresh temporary directory (tests must never
+/// write to the fixtures).
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read fixture dir") {
+            let entry = entry.expect("dir entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("file type").is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy fixture file");
+                let mut perms = std::fs::metadata(&target).expect("metadata").permissions();
+                #[allow(clippy::permissions_set_readonly_false)]
+                perms.set_readonly(false);
+                std::fs::set_permissions(&target, perms).expect("make writable");
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy(&fixtures_dir().join("js-vitra").join(name), dir.path());
+    dir
+}
+
+/// The manifest of a JS Vitra fixture.
+pub fn manifest(name: &str) -> serde_json::Value {
+    let path = fixtures_dir()
+        .join("js-vitra")
+        .join(name)
+        .join("manifest.json");
+    serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("manifest json")
+}
+
+/// The recorded blocks of a JS Vitra fixture.
+pub fn blocks(name: &str) -> serde_json::Value {
+    let path = fixtures_dir()
+        .join("js-vitra")
+        .join(name)
+        .join("blocks.json");
+    serde_json::from_slice(&std::fs::read(&path).expect("blocks")).expect("blocks json")
+}
+
+/// A 32-byte key from hex.
+pub fn key(hex_key: &str) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut k).expect("64 hex characters");
+    k
+}
