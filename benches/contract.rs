@@ -48,10 +48,13 @@ fn main() {
     let target = Duration::from_secs(2);
     let mut host = MemoryHost::new();
     host.put("/counter", Value::from(41));
-    let mut contract = Contract::load(SOURCE, Limits::default(), &host).expect("bench contract loads");
+    let mut contract =
+        Contract::load(SOURCE, Limits::default(), &host).expect("bench contract loads");
     let empty = Value::Object(Object::new());
 
-    println!("contract runtime (rquickjs / QuickJS-NG); JS Vitra 0.1.3 anchor: ~290 µs per trivial call");
+    println!(
+        "contract runtime (rquickjs / QuickJS-NG); JS Vitra 0.1.3 anchor: ~290 µs per trivial call"
+    );
     report(
         "trivial method call (ping)",
         measure(target, || {
@@ -60,12 +63,10 @@ fn main() {
         }),
     );
 
-    let params = Value::Object(
-        Object::new()
-            .with("name", "value")
-            .with("n", 42)
-            .with("list", Value::Array(vec![Value::from(1), Value::from("two")])),
-    );
+    let params = Value::Object(Object::new().with("name", "value").with("n", 42).with(
+        "list",
+        Value::Array(vec![Value::from(1), Value::from("two")]),
+    ));
     report(
         "method echoing a small object",
         measure(target, || {

@@ -312,12 +312,10 @@ impl Contract {
         if self.engine.is_none() {
             self.engine = Some(Engine::load(&self.source, &self.limits, host)?);
         }
-        self.engine
-            .as_ref()
-            .ok_or_else(|| ContractError::Engine {
-                during: Phase::Load,
-                message: "runtime missing".into(),
-            })
+        self.engine.as_ref().ok_or_else(|| ContractError::Engine {
+            during: Phase::Load,
+            message: "runtime missing".into(),
+        })
     }
 
     fn after<T>(&mut self, r: Result<T, ContractError>) -> Result<T, ContractError> {

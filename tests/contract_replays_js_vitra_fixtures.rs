@@ -54,7 +54,8 @@ impl Replay {
             );
         }
         host.put("/.sys/acks/genesis", Value::Object(Object::new()));
-        let contract = Contract::load(source, Limits::default(), &host).expect("fixture contract loads");
+        let contract =
+            Contract::load(source, Limits::default(), &host).expect("fixture contract loads");
         Replay { host, contract }
     }
 
@@ -80,8 +81,15 @@ impl Replay {
             assert_eq!(format!("Error: {e}"), err.as_str().unwrap(), "{what}");
             return;
         }
-        let out = self.contract.call(method, &params, &self.host).expect(&what);
-        assert_same(&out.response, &call["response"], &format!("{what} response"));
+        let out = self
+            .contract
+            .call(method, &params, &self.host)
+            .expect(&what);
+        assert_same(
+            &out.response,
+            &call["response"],
+            &format!("{what} response"),
+        );
         let ops = call["ops"].as_array().unwrap();
         assert_eq!(out.ops.len(), ops.len(), "{what}: number of emitted ops");
         let results = call["results"].as_array().cloned().unwrap_or_default();
@@ -114,14 +122,26 @@ impl Replay {
             .expect("apply runs");
         let changes = match outcome {
             ApplyOutcome::Applied { changes } => {
-                assert_eq!(result["success"], Json::Bool(true), "{what}: JS Vitra failed this op");
+                assert_eq!(
+                    result["success"],
+                    Json::Bool(true),
+                    "{what}: JS Vitra failed this op"
+                );
                 ack.insert("success", Value::Bool(true));
                 ack.insert("numChanges", Value::Number(changes.len() as f64));
                 changes
             }
             ApplyOutcome::Rejected { error } => {
-                assert_eq!(result["success"], Json::Bool(false), "{what}: rejected with {error}");
-                assert_eq!(Some(error.as_str()), result["error"].as_str(), "{what}: ack error");
+                assert_eq!(
+                    result["success"],
+                    Json::Bool(false),
+                    "{what}: rejected with {error}"
+                );
+                assert_eq!(
+                    Some(error.as_str()),
+                    result["error"].as_str(),
+                    "{what}: ack error"
+                );
                 ack.insert("success", Value::Bool(false));
                 ack.insert("error", Value::String(error));
                 Vec::new()
@@ -129,12 +149,21 @@ impl Replay {
         };
         let recorded = result["changes"].as_array().unwrap();
         assert_eq!(changes.len(), recorded.len(), "{what}: number of changes");
-        let ack_seq = self
-            .host
-            .put(&format!("/.sys/acks/{origin}/{}", seq15(seq)), Value::Object(ack));
+        let ack_seq = self.host.put(
+            &format!("/.sys/acks/{origin}/{}", seq15(seq)),
+            Value::Object(ack),
+        );
         for (i, (ours, theirs)) in changes.iter().zip(recorded).enumerate() {
-            assert_eq!(ours.path(), theirs["path"].as_str().unwrap(), "{what}: change path");
-            assert_eq!(theirs["seq"].as_u64(), Some(ack_seq + 1 + i as u64), "{what}: change seq");
+            assert_eq!(
+                ours.path(),
+                theirs["path"].as_str().unwrap(),
+                "{what}: change path"
+            );
+            assert_eq!(
+                theirs["seq"].as_u64(),
+                Some(ack_seq + 1 + i as u64),
+                "{what}: change seq"
+            );
             match ours {
                 Change::Put { value, .. } => {
                     assert_eq!(theirs["type"], "put", "{what}: change type");
@@ -144,12 +173,12 @@ impl Replay {
             }
         }
         self.host.apply_changes(&changes);
-        if let Some(Change::Put { value, .. }) = changes
-            .iter()
-            .find(|c| c.path() == "/.sys/contract/source")
+        if let Some(Change::Put { value, .. }) =
+            changes.iter().find(|c| c.path() == "/.sys/contract/source")
         {
             let source = value.as_str().unwrap();
-            self.contract = Contract::load(source, Limits::default(), &self.host).expect("new source loads");
+            self.contract =
+                Contract::load(source, Limits::default(), &self.host).expect("new source loads");
         }
     }
 
@@ -166,7 +195,11 @@ impl Replay {
         }
         for (path, entry) in manifest["expectedState"].as_object().unwrap() {
             let ours = self.host.get(path).unwrap().map(|e| e.to_value());
-            assert_same(&ours.unwrap_or(Value::Undefined), entry, &format!("{name}: get {path}"));
+            assert_same(
+                &ours.unwrap_or(Value::Undefined),
+                entry,
+                &format!("{name}: get {path}"),
+            );
         }
     }
 }

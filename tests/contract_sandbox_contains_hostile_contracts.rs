@@ -50,7 +50,11 @@ fn setup() -> (Contract, MemoryHost) {
     (c, host)
 }
 
-fn call(c: &mut Contract, host: &dyn vitra::contract::ContractHost, m: &str) -> Result<Value, ContractError> {
+fn call(
+    c: &mut Contract,
+    host: &dyn vitra::contract::ContractHost,
+    m: &str,
+) -> Result<Value, ContractError> {
     c.call(m, &Value::Object(Object::new()), host)
         .map(|o| o.response)
 }
@@ -180,7 +184,12 @@ fn thrown_values_are_typed_errors() {
 fn a_promise_that_never_settles_is_an_error() {
     let (mut c, host) = setup();
     let e = apply(&mut c, &host, "HANG").unwrap_err();
-    assert_eq!(e, ContractError::NeverSettled { during: Phase::Apply });
+    assert_eq!(
+        e,
+        ContractError::NeverSettled {
+            during: Phase::Apply
+        }
+    );
     assert_eq!(e.to_string(), "apply never settled its promise");
     assert_eq!(
         call(&mut c, &host, "neverSettles").unwrap_err(),
@@ -281,7 +290,14 @@ export const apply = {}
 "#;
     let host = MemoryHost::new();
     let mut c = Contract::load(src, quick(), &host).unwrap();
-    for what in ["objectProto", "arrayMap", "json", "promiseThen", "global", "mathRandom"] {
+    for what in [
+        "objectProto",
+        "arrayMap",
+        "json",
+        "promiseThen",
+        "global",
+        "mathRandom",
+    ] {
         let params = Value::Object(Object::new().with("what", what));
         let e = c.call("pollute", &params, &host).unwrap_err();
         assert!(
@@ -289,11 +305,7 @@ export const apply = {}
             "{what}: {e:?}"
         );
         let ok = call(&mut c, &host, "check").unwrap();
-        assert_eq!(
-            ok,
-            Value::Array(vec![Value::Bool(true); 5]),
-            "after {what}"
-        );
+        assert_eq!(ok, Value::Array(vec![Value::Bool(true); 5]), "after {what}");
     }
     assert_eq!(
         call(&mut c, &host, "ownOverrides").unwrap(),
@@ -380,9 +392,15 @@ export async function apply (tx, op) {
     let info = call(&mut c, &host, "info").unwrap();
     assert_eq!(
         vitra::codec::to_json(&info).to_string(),
-        format!(r#"{{"isWriter":true,"key":"{WRITER}","len":1,"first":{{"seq":0,"value":"op0"}},"oplogs":["{WRITER}"]}}"#)
+        format!(
+            r#"{{"isWriter":true,"key":"{WRITER}","len":1,"first":{{"seq":0,"value":"op0"}},"oplogs":["{WRITER}"]}}"#
+        )
     );
-    for (name, what) in [("LEN", "oplog.getLength()"), ("GET", "oplog.get()"), ("LIST", "listOplogs()")] {
+    for (name, what) in [
+        ("LEN", "oplog.getLength()"),
+        ("GET", "oplog.get()"),
+        ("LIST", "listOplogs()"),
+    ] {
         assert_eq!(
             apply(&mut c, &host, name).unwrap(),
             ApplyOutcome::Rejected {

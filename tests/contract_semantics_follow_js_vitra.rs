@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 use vitra::codec::{to_json, Object, Value};
-use vitra::contract::{
-    ApplyOutcome, Change, Contract, ContractError, Limits, MemoryHost, Phase,
-};
+use vitra::contract::{ApplyOutcome, Change, Contract, ContractError, Limits, MemoryHost, Phase};
 
 const KEY: &str = "abababababababababababababababababababababababababababababababab";
 
@@ -122,8 +120,14 @@ fn refused_actions_fail_the_op_with_js_vitra_messages() {
         ("SYS_DEL", "Error: Cannot modify values with /.sys/ prefix"),
         ("ROOT", "Error: Cannot modify /"),
         ("NOKEY", "Error: A key string parameter must be supplied"),
-        ("BADKEY", "Error: Must pass a valid {pubkey} string to addOplog"),
-        ("NOCODE", "Error: Must pass a valid {code} string to setContractSource"),
+        (
+            "BADKEY",
+            "Error: Must pass a valid {pubkey} string to addOplog",
+        ),
+        (
+            "NOCODE",
+            "Error: Must pass a valid {code} string to setContractSource",
+        ),
         (
             "FUNC",
             "TypeError: tx.put(): a function cannot leave the contract (at the top)",
@@ -139,7 +143,9 @@ fn the_transactor_closes_when_apply_settles() {
     let mut c = load(TX, &host);
     assert_eq!(applied(&mut c, &host, "LATE"), [put("/now", 1)]);
     assert!(applied(&mut c, &host, "STASH").is_empty());
-    let e = c.call("useStash", &Value::Object(obj()), &host).unwrap_err();
+    let e = c
+        .call("useStash", &Value::Object(obj()), &host)
+        .unwrap_err();
     assert_eq!(
         e,
         ContractError::Runtime {
@@ -161,7 +167,11 @@ export const apply = {
     let mut c = load(src, &host);
     let ack = Value::Object(obj().with("origin", KEY));
     let out = c
-        .apply(&Value::Object(obj().with("op", "PUT").with("v", 1)), &ack, &host)
+        .apply(
+            &Value::Object(obj().with("op", "PUT").with("v", 1)),
+            &ack,
+            &host,
+        )
         .unwrap();
     assert_eq!(
         out,
@@ -211,8 +221,14 @@ export function apply () {}
     assert_eq!(c.methods(), ["helper", "later"]);
     assert!(c.has_process());
     let p = Value::Object(obj().with("x", 21));
-    assert_eq!(c.call("later", &p, &host).unwrap().response, Value::from(42));
-    assert_eq!(c.call("helper", &p, &host).unwrap().response, Value::from("arrow"));
+    assert_eq!(
+        c.call("later", &p, &host).unwrap().response,
+        Value::from(42)
+    );
+    assert_eq!(
+        c.call("helper", &p, &host).unwrap().response,
+        Value::from("arrow")
+    );
     assert_eq!(
         c.call("admin.reset", &p, &host).unwrap().response,
         Value::from("reset")
@@ -255,7 +271,10 @@ export function apply (tx, op) {
     );
     for (name, error) in [
         ("ADMIN", "Error: Must be the admin to set the admin"),
-        ("EQUAL", "Error: Expected values to be strictly equal:\n\n1 !== '1'\n"),
+        (
+            "EQUAL",
+            "Error: Expected values to be strictly equal:\n\n1 !== '1'\n",
+        ),
         ("OK", "Error: 0 == true"),
         ("DEEP", "Error: deep differs"),
         ("FAIL", "Error: Failed"),
@@ -293,7 +312,12 @@ export const apply = {}
     };
     assert_eq!(list(&mut c, Value::Undefined), r#"["a","b","c","d"]"#);
     let o = |r: bool, off: i32, lim: i32| {
-        Value::Object(obj().with("reverse", r).with("offset", off).with("limit", lim))
+        Value::Object(
+            obj()
+                .with("reverse", r)
+                .with("offset", off)
+                .with("limit", lim),
+        )
     };
     assert_eq!(list(&mut c, o(true, 0, 0)), r#"["d","c","b","a"]"#);
     assert_eq!(list(&mut c, o(false, 1, 2)), r#"["b","c"]"#);
@@ -401,7 +425,10 @@ export const apply = {}
         ("sym", "a symbol cannot leave the contract (at [0])"),
         ("big", "a bigint cannot leave the contract (at the top)"),
         ("map", "a Map cannot leave the contract (at the top)"),
-        ("floats", "a typed array other than Uint8Array cannot leave the contract"),
+        (
+            "floats",
+            "a typed array other than Uint8Array cannot leave the contract",
+        ),
     ] {
         let e = c.call(m, &Value::Null, &host).unwrap_err();
         match &e {
@@ -444,7 +471,10 @@ fn load_failures_are_typed() {
         }
     );
     let e = Contract::load("for (;;) {}", quick.clone(), &host).unwrap_err();
-    assert_eq!(e.to_string(), "contract exceeded its 50 ms time budget in load");
+    assert_eq!(
+        e.to_string(),
+        "contract exceeded its 50 ms time budget in load"
+    );
     let e = Contract::load("await new Promise(() => {})", quick, &host).unwrap_err();
     assert_eq!(e.to_string(), "load never settled its promise");
 }

@@ -108,9 +108,7 @@ impl<'js> FromJs<'_, 'js> {
             Type::String => Value::String(js_string(self.ctx, v)?),
             Type::Symbol => return Err(Self::unsupported("symbol", path)),
             Type::BigInt => return Err(Self::unsupported("bigint", path)),
-            Type::Function | Type::Constructor => {
-                return Err(Self::unsupported("function", path))
-            }
+            Type::Function | Type::Constructor => return Err(Self::unsupported("function", path)),
             Type::Promise => return Err(Self::unsupported("promise", path)),
             Type::Module | Type::Unknown => return Err(Self::unsupported("internal value", path)),
             Type::Array | Type::Object | Type::Exception | Type::Proxy => {
@@ -196,7 +194,11 @@ impl<'js> FromJs<'_, 'js> {
     ) -> Result<Value, FromJsError> {
         let obj = v.as_object().ok_or(FromJsError::Js)?;
         let len: f64 = obj.get("length")?;
-        let len = if len.is_finite() && len >= 0.0 { len as u32 } else { 0 };
+        let len = if len.is_finite() && len >= 0.0 {
+            len as u32
+        } else {
+            0
+        };
         let mut out = Vec::with_capacity(len.min(1 << 16) as usize);
         for i in 0..len {
             let item: JsValue = obj.get(i)?;
@@ -262,7 +264,11 @@ fn wtf8_lossy(mut bytes: &[u8]) -> String {
                 out.push_str(std::str::from_utf8(ok).unwrap_or_default());
                 out.push('\u{fffd}');
                 let skip = match rest {
-                    [0xed, b1, b2, ..] if (0xa0..=0xbf).contains(b1) && (0x80..=0xbf).contains(b2) => 3,
+                    [0xed, b1, b2, ..]
+                        if (0xa0..=0xbf).contains(b1) && (0x80..=0xbf).contains(b2) =>
+                    {
+                        3
+                    }
                     _ => e.error_len().unwrap_or(rest.len()).max(1),
                 };
                 bytes = rest.get(skip..).unwrap_or_default();

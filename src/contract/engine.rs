@@ -225,7 +225,8 @@ impl Shared {
         self.mode.set(mode);
         self.timed_out.set(false);
         self.alloc.exceeded.set(false);
-        self.deadline.set(Instant::now().checked_add(limits.time_budget));
+        self.deadline
+            .set(Instant::now().checked_add(limits.time_budget));
         self.host_failure.borrow_mut().take();
         self.emitted.borrow_mut().clear();
         self.actions.borrow_mut().take();
@@ -240,7 +241,9 @@ impl Shared {
     /// Turns a host error into a JS exception, remembering real failures.
     fn host_error(&self, ctx: &Ctx<'_>, e: HostError) -> rquickjs::Error {
         if let HostError::Failed(m) = &e {
-            self.host_failure.borrow_mut().get_or_insert_with(|| m.clone());
+            self.host_failure
+                .borrow_mut()
+                .get_or_insert_with(|| m.clone());
         }
         Exception::throw_message(ctx, &e.to_string())
     }
@@ -273,7 +276,12 @@ impl Shared {
 
     /// Converts a JS value for the host side, throwing a TypeError for values that cannot
     /// cross.
-    fn from_js<'js>(&self, ctx: &Ctx<'js>, v: &JsValue<'js>, what: &str) -> rquickjs::Result<Value> {
+    fn to_value<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        v: &JsValue<'js>,
+        what: &str,
+    ) -> rquickjs::Result<Value> {
         let get_time = self
             .date_get_time
             .borrow()
@@ -580,14 +588,21 @@ impl Engine {
                 // The bootstrap is our own code: the contract's budget starts after it.
                 shared.deadline.set(None);
                 let setup = Self::bootstrap(&ctx, &shared);
-                shared.deadline.set(Instant::now().checked_add(limits.time_budget));
+                shared
+                    .deadline
+                    .set(Instant::now().checked_add(limits.time_budget));
                 let (emit, tx) = match setup {
                     Ok(v) => v,
                     Err(e) => {
                         let thrown = describe_caught(&ctx, e);
-                        return Err(Self::classify(&shared, limits, during.clone(), Ended::Threw(thrown))
-                            .err()
-                            .unwrap_or_else(|| engine_err(&during, "sandbox setup failed")));
+                        return Err(Self::classify(
+                            &shared,
+                            limits,
+                            during.clone(),
+                            Ended::Threw(thrown),
+                        )
+                        .err()
+                        .unwrap_or_else(|| engine_err(&during, "sandbox setup failed")));
                     }
                 };
                 let module = match Module::declare(ctx.clone(), MAIN_MODULE, source) {
@@ -605,11 +620,18 @@ impl Engine {
                         }
                         let stack = parse_location(&ctx);
                         return Err(match describe_caught(&ctx, e) {
-                            Thrown::Error { name, message } if stack.is_some() => ContractError::Parse {
-                                name,
-                                message: format!("{message} (at {})", stack.unwrap_or_default()),
-                            },
-                            Thrown::Error { name, message } => ContractError::Parse { name, message },
+                            Thrown::Error { name, message } if stack.is_some() => {
+                                ContractError::Parse {
+                                    name,
+                                    message: format!(
+                                        "{message} (at {})",
+                                        stack.unwrap_or_default()
+                                    ),
+                                }
+                            }
+                            Thrown::Error { name, message } => {
+                                ContractError::Parse { name, message }
+                            }
                             Thrown::Value(message) => ContractError::Parse {
                                 name: "SyntaxError".into(),
                                 message,
@@ -637,9 +659,7 @@ impl Engine {
                 if let Some(e) = Self::flag_error(&shared, limits, &during) {
                     return Err(e);
                 }
-                let namespace = evaluated
-                    .namespace()
-                    .map_err(|e| engine_err(&during, e))?;
+                let namespace = evaluated.namespace().map_err(|e| engine_err(&during, e))?;
                 let exports = Self::export_info(&namespace).map_err(|e| engine_err(&during, e))?;
                 Ok((
                     Persistent::save(&ctx, namespace),
@@ -761,12 +781,7 @@ impl Engine {
     }
 
     /// Runs `body` inside a call of kind `mode` with `host` installed.
-    fn run<T>(
-        &self,
-        mode: Mode,
-        host: &dyn ContractHost,
-        body: impl FnOnce(&Ctx<'_>) -> T,
-    ) -> T {
+    fn run<T>(&self, mode: Mode, host: &dyn ContractHost, body: impl FnOnce(&Ctx<'_>) -> T) -> T {
         self.shared.begin(mode, &self.limits);
         let out = self.shared.host.with(host, || {
             self.context.with(|ctx| {
@@ -846,22 +861,26 @@ impl Engine {
     /// Calls `process(op)`; `Undefined` when the contract has none.
     pub fn process(&self, op: &Value, host: &dyn ContractHost) -> Result<Value, ContractError> {
         let during = Phase::Process;
-        let ended = self.run(Mode::Process, host, |ctx| -> Result<Option<Ended>, ContractError> {
-            let ns = self
-                .namespace
-                .clone()
-                .restore(ctx)
-                .map_err(|e| engine_err(&during, e))?;
-            let f: JsValue = ns.get("process").map_err(|e| engine_err(&during, e))?;
-            let Some(f) = f.into_function() else {
-                return Ok(None);
-            };
-            let ret = to_js(ctx, op).and_then(|o| f.call::<_, JsValue>((o,)));
-            let settled = settle(ctx, &self.shared, ret);
-            let ended = self.finish(ctx, settled, "process()'s result");
-            drain(ctx, &self.shared);
-            Ok(Some(ended))
-        })?;
+        let ended = self.run(
+            Mode::Process,
+            host,
+            |ctx| -> Result<Option<Ended>, ContractError> {
+                let ns = self
+                    .namespace
+                    .clone()
+                    .restore(ctx)
+                    .map_err(|e| engine_err(&during, e))?;
+                let f: JsValue = ns.get("process").map_err(|e| engine_err(&during, e))?;
+                let Some(f) = f.into_function() else {
+                    return Ok(None);
+                };
+                let ret = to_js(ctx, op).and_then(|o| f.call::<_, JsValue>((o,)));
+                let settled = settle(ctx, &self.shared, ret);
+                let ended = self.finish(ctx, settled, "process()'s result");
+                drain(ctx, &self.shared);
+                Ok(Some(ended))
+            },
+        )?;
         let Some(ended) = ended else {
             return Ok(Value::Undefined);
         };
@@ -880,44 +899,48 @@ impl Engine {
     ) -> Result<ApplyOutcome, ContractError> {
         let during = Phase::Apply;
         let op_name = op.get("op").and_then(Value::as_str).map(str::to_owned);
-        let result = self.run(Mode::Apply, host, |ctx| -> Result<(Ended, Option<Actions>), ContractError> {
-            let ns = self
-                .namespace
-                .clone()
-                .restore(ctx)
-                .map_err(|e| engine_err(&during, e))?;
-            let export: JsValue = ns.get("apply").map_err(|e| engine_err(&during, e))?;
-            let handler = match apply_handler(&export, op_name.as_deref()) {
-                Ok(h) => h,
-                Err(e) => return Err(engine_err(&during, e)),
-            };
-            let Some(handler) = handler else {
-                let t = Thrown::Error {
-                    name: "Error".into(),
-                    message: "Method not found: apply".into(),
+        let result = self.run(
+            Mode::Apply,
+            host,
+            |ctx| -> Result<(Ended, Option<Actions>), ContractError> {
+                let ns = self
+                    .namespace
+                    .clone()
+                    .restore(ctx)
+                    .map_err(|e| engine_err(&during, e))?;
+                let export: JsValue = ns.get("apply").map_err(|e| engine_err(&during, e))?;
+                let handler = match apply_handler(&export, op_name.as_deref()) {
+                    Ok(h) => h,
+                    Err(e) => return Err(engine_err(&during, e)),
                 };
-                return Ok((Ended::Threw(t), None));
-            };
-            let tx = self
-                .tx
-                .clone()
-                .restore(ctx)
-                .map_err(|e| engine_err(&during, e))?;
-            *self.shared.actions.borrow_mut() = Some(Actions::new());
-            let ret = to_js(ctx, op).and_then(|o| {
-                let a = to_js(ctx, ack)?;
-                handler.call::<_, JsValue>((tx, o, a))
-            });
-            let settled = settle(ctx, &self.shared, ret);
-            // The transactor closes when apply settles: later writes are refused.
-            let actions = self.shared.actions.borrow_mut().take();
-            let ended = match settled {
-                Settled::Value(_) => Ended::Value(Value::Undefined),
-                other => other.into_ended(ctx),
-            };
-            drain(ctx, &self.shared);
-            Ok((ended, actions))
-        });
+                let Some(handler) = handler else {
+                    let t = Thrown::Error {
+                        name: "Error".into(),
+                        message: "Method not found: apply".into(),
+                    };
+                    return Ok((Ended::Threw(t), None));
+                };
+                let tx = self
+                    .tx
+                    .clone()
+                    .restore(ctx)
+                    .map_err(|e| engine_err(&during, e))?;
+                *self.shared.actions.borrow_mut() = Some(Actions::new());
+                let ret = to_js(ctx, op).and_then(|o| {
+                    let a = to_js(ctx, ack)?;
+                    handler.call::<_, JsValue>((tx, o, a))
+                });
+                let settled = settle(ctx, &self.shared, ret);
+                // The transactor closes when apply settles: later writes are refused.
+                let actions = self.shared.actions.borrow_mut().take();
+                let ended = match settled {
+                    Settled::Value(_) => Ended::Value(Value::Undefined),
+                    other => other.into_ended(ctx),
+                };
+                drain(ctx, &self.shared);
+                Ok((ended, actions))
+            },
+        );
         let (ended, actions) = result?;
         match Self::classify(&self.shared, &self.limits, during.clone(), ended)? {
             Ok(_) => Ok(ApplyOutcome::Applied {
@@ -934,7 +957,7 @@ impl Engine {
 enum Settled<'js> {
     Value(JsValue<'js>),
     Threw(JsValue<'js>),
-    NeverSettled,
+    Pending,
     Aborted,
     Engine(String),
 }
@@ -945,7 +968,7 @@ impl<'js> Settled<'js> {
             // Callers convert values themselves; a value here means "nothing to report".
             Settled::Value(_) => Ended::Value(Value::Undefined),
             Settled::Threw(v) => Ended::Threw(describe_value(ctx, v)),
-            Settled::NeverSettled => Ended::NeverSettled,
+            Settled::Pending => Ended::NeverSettled,
             // The flags say why (time, memory, host); the thrown value is not the story.
             Settled::Aborted => Ended::NeverSettled,
             Settled::Engine(m) => Ended::Engine(m),
@@ -990,7 +1013,7 @@ fn settle<'js>(
                     return if shared.aborted() {
                         Settled::Aborted
                     } else {
-                        Settled::NeverSettled
+                        Settled::Pending
                     };
                 }
             }
@@ -1059,7 +1082,13 @@ fn describe_value<'js>(ctx: &Ctx<'js>, v: JsValue<'js>) -> Thrown {
             let message = obj
                 .get::<_, JsValue>("message")
                 .ok()
-                .and_then(|m| if m.is_undefined() { Some(String::new()) } else { text(&m) })
+                .and_then(|m| {
+                    if m.is_undefined() {
+                        Some(String::new())
+                    } else {
+                        text(&m)
+                    }
+                })
                 .unwrap_or_default();
             return Thrown::Error { name, message };
         }
@@ -1166,10 +1195,14 @@ fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObjec
     let s = shared.clone();
     o.set(
         "genUUID",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-            s.refuse_nondeterministic(&ctx, "genUUID()")?;
-            uuid_v4().map_err(|e| Exception::throw_internal(&ctx, &format!("no randomness: {e}")))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
+                s.refuse_nondeterministic(&ctx, "genUUID()")?;
+                uuid_v4()
+                    .map_err(|e| Exception::throw_internal(&ctx, &format!("no randomness: {e}")))
+            },
+        )?,
     )?;
 
     let s = shared.clone();
@@ -1185,7 +1218,10 @@ fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObjec
         "indexGet",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, path: JsValue<'js>| {
             let Some(path) = string_arg(&ctx, &path) else {
-                return Err(Exception::throw_type(&ctx, "index.get(path): path must be a string"));
+                return Err(Exception::throw_type(
+                    &ctx,
+                    "index.get(path): path must be a string",
+                ));
             };
             match s.host.use_host(|h| h.get(&path)) {
                 None => Err(Exception::throw_internal(&ctx, "no host is attached")),
@@ -1251,7 +1287,10 @@ fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObjec
                     .as_number()
                     .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0)
                     .ok_or_else(|| {
-                        Exception::throw_type(&ctx, "oplog.get(seq): seq must be a non-negative integer")
+                        Exception::throw_type(
+                            &ctx,
+                            "oplog.get(seq): seq must be a non-negative integer",
+                        )
                     })? as u64;
                 match s.host.use_host(|h| h.oplog_get(&key, seq)) {
                     None => Err(Exception::throw_internal(&ctx, "no host is attached")),
@@ -1290,7 +1329,7 @@ fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObjec
                     &format!("emit() is not available during {}", s.mode.get().name()),
                 ));
             }
-            let v = s.from_js(&ctx, &value, "emit()")?;
+            let v = s.to_value(&ctx, &value, "emit()")?;
             s.emitted.borrow_mut().push(v);
             Ok(())
         })?
@@ -1337,7 +1376,7 @@ fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObjec
                 if s.actions.borrow().is_none() {
                     return Err(tx_closed(&ctx));
                 }
-                let value = s.from_js(&ctx, &value, "tx.put()")?;
+                let value = s.to_value(&ctx, &value, "tx.put()")?;
                 let mut actions = s.actions.borrow_mut();
                 let actions = actions.as_mut().ok_or_else(|| tx_closed(&ctx))?;
                 actions

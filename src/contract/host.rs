@@ -82,7 +82,8 @@ impl ListEntry {
                 .with("container", self.container)
                 .with(
                     "seq",
-                    self.seq.map_or(Value::Undefined, |s| Value::Number(s as f64)),
+                    self.seq
+                        .map_or(Value::Undefined, |s| Value::Number(s as f64)),
                 )
                 .with("name", self.name.as_str())
                 .with("path", self.path.as_str())

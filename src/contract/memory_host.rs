@@ -294,7 +294,10 @@ mod tests {
             names(&zoo),
             [("/zoo/a".to_string(), false), ("/zoo/b".to_string(), false)]
         );
-        assert!(h.list("/nothing", &ListOptions::default()).unwrap().is_empty());
+        assert!(h
+            .list("/nothing", &ListOptions::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -306,8 +309,14 @@ mod tests {
         assert!(h.get("/a").unwrap().is_none());
         let at = h.checkout(s1 + 1);
         let e = at.get("a").unwrap().unwrap();
-        assert_eq!((e.seq, e.value, e.path, e.name), (1, Value::from(1), "/a".into(), "a".into()));
-        assert_eq!(h.checkout(s1 + 2).get("/a").unwrap().unwrap().value, Value::from(2));
+        assert_eq!(
+            (e.seq, e.value, e.path, e.name),
+            (1, Value::from(1), "/a".into(), "a".into())
+        );
+        assert_eq!(
+            h.checkout(s1 + 2).get("/a").unwrap().unwrap().value,
+            Value::from(2)
+        );
         assert!(h.checkout(1).get("/a").unwrap().is_none());
     }
 

@@ -212,7 +212,9 @@ fn assert_unprotected(key: &str) -> Result<(), String> {
 
 /// Whether `s` is a 64-character lowercase hex key, as `addOplog`/`removeOplog` require.
 pub fn is_hex_key(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
