@@ -117,11 +117,7 @@ impl<'js> FromJs<'_, 'js> {
         })
     }
 
-    fn walk(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-    ) -> Result<Value, FromJsError> {
+    fn walk(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         Ok(match v.type_of() {
             Type::Uninitialized | Type::Undefined => Value::Undefined,
             Type::Null => Value::Null,
@@ -140,11 +136,7 @@ impl<'js> FromJs<'_, 'js> {
         })
     }
 
-    fn walk_object(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_object(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let raw = v.as_raw();
         let ctx = self.ctx.as_raw().as_ptr();
         // SAFETY: `raw` is a live object value borrowed from `v`; these predicates only
@@ -208,11 +200,7 @@ impl<'js> FromJs<'_, 'js> {
         result
     }
 
-    fn walk_array(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_array(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let obj = v.as_object().ok_or(FromJsError::Js)?;
         let len: f64 = obj.get("length")?;
         let len = if len.is_finite() && len >= 0.0 {
@@ -229,11 +217,7 @@ impl<'js> FromJs<'_, 'js> {
         Ok(Value::Array(out))
     }
 
-    fn walk_plain(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_plain(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let obj = v.as_object().ok_or(FromJsError::Js)?;
         let mut out = Object::new();
         let keys: Vec<Atom> = obj
