@@ -124,6 +124,10 @@ fn memory_bomb_hits_the_memory_limit_even_when_caught() {
             },
             "{m}"
         );
+        assert_eq!(
+            e.to_string(),
+            format!("contract exceeded its memory limit of 32 MiB in method {m}")
+        );
         still_works(&mut c, &host);
     }
 }
