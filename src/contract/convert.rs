@@ -138,7 +138,6 @@ impl<'js> FromJs<'_, 'js> {
 
     fn walk_object(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let raw = v.as_raw();
-        let ctx = self.ctx.as_raw().as_ptr();
         // SAFETY: `raw` is a live object value borrowed from `v`; these predicates only
         // inspect it.
         let (is_date, typed_kind, is_buffer, is_map, is_set) = unsafe {
@@ -163,7 +162,6 @@ impl<'js> FromJs<'_, 'js> {
                 let bytes = unsafe { arr.as_bytes() }.map(<[u8]>::to_vec);
                 return Ok(Value::Bytes(bytes.unwrap_or_default()));
             }
-            let _ = ctx;
             return Err(Self::unsupported("typed array other than Uint8Array"));
         }
         if is_buffer {

@@ -380,14 +380,21 @@ impl Engine {
                     Ok(v) => v,
                     Err(e) => {
                         let thrown = describe_caught(&ctx, e);
-                        return Err(Self::classify(
-                            &shared,
-                            limits,
-                            during.clone(),
-                            Ended::Threw(thrown),
-                        )
-                        .err()
-                        .unwrap_or_else(|| engine_err(&during, "sandbox setup failed")));
+                        return Err(
+                            match Self::classify(
+                                &shared,
+                                limits,
+                                during.clone(),
+                                Ended::Threw(thrown),
+                            ) {
+                                Err(e) => e,
+                                Ok(Err(t)) => engine_err(
+                                    &during,
+                                    format!("sandbox setup failed: {}", t.ack_string()),
+                                ),
+                                Ok(Ok(_)) => engine_err(&during, "sandbox setup failed"),
+                            },
+                        );
                     }
                 };
                 let module = match Module::declare(ctx.clone(), MAIN_MODULE, source) {
