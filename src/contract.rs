@@ -81,11 +81,13 @@ mod convert;
 mod engine;
 pub mod host;
 pub mod memory_host;
+mod signature;
 pub mod tx;
 
 pub use convert::ValueError;
 pub use host::{ContractHost, HostError, IndexEntry, ListEntry, ListOptions};
 pub use memory_host::MemoryHost;
+pub use signature::MethodSignature;
 pub use tx::{Action, Actions, Change};
 
 use crate::codec::Value;
@@ -296,6 +298,7 @@ pub struct Contract {
     limits: Limits,
     engine: Option<Engine>,
     methods: Vec<String>,
+    signatures: Vec<MethodSignature>,
     has_apply: bool,
     has_process: bool,
 }
@@ -325,7 +328,8 @@ impl Contract {
             source: source.to_owned(),
             limits,
             engine: Some(engine),
-            methods: exports.methods,
+            methods: exports.methods.iter().map(|m| m.name.clone()).collect(),
+            signatures: exports.methods,
             has_apply: exports.has_apply,
             has_process: exports.has_process,
         })
@@ -334,6 +338,12 @@ impl Contract {
     /// The exported methods (functions other than `apply` and `process`), sorted by name.
     pub fn methods(&self) -> &[String] {
         &self.methods
+    }
+
+    /// The exported methods with their first parameter, as `vitra methods` prints them
+    /// (`put {path, value}`), sorted by name.
+    pub fn signatures(&self) -> &[MethodSignature] {
+        &self.signatures
     }
 
     /// Whether the contract exports `apply` (a function or an object of handlers).

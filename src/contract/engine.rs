@@ -8,10 +8,12 @@
 
 use super::convert::{js_string, to_js, FromJs, FromJsError};
 use super::host::{ContractHost, HostError};
+use super::signature::{first_parameter, MethodSignature};
 use super::tx::Actions;
 use super::{ApplyOutcome, CallOutcome, ContractError, Limits, Phase};
 use crate::codec::Value;
 use rquickjs::context::intrinsic;
+use rquickjs::function::This;
 use rquickjs::object::Filter;
 use rquickjs::promise::PromiseState;
 use rquickjs::{
@@ -213,7 +215,7 @@ impl Shared {
 /// What a contract exports, as seen at load.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExportInfo {
-    pub methods: Vec<String>,
+    pub methods: Vec<MethodSignature>,
     pub has_apply: bool,
     pub has_process: bool,
 }
@@ -376,7 +378,7 @@ impl Engine {
                 shared
                     .deadline
                     .set(Instant::now().checked_add(limits.time_budget));
-                let (emit, tx) = match setup {
+                let (emit, tx, fn_to_string) = match setup {
                     Ok(v) => v,
                     Err(e) => {
                         let thrown = describe_caught(&ctx, e);
@@ -452,7 +454,8 @@ impl Engine {
                     return Err(e);
                 }
                 let namespace = evaluated.namespace().map_err(|e| engine_err(&during, e))?;
-                let exports = Self::export_info(&namespace).map_err(|e| engine_err(&during, e))?;
+                let exports = Self::export_info(&ctx, &namespace, &fn_to_string)
+                    .map_err(|e| engine_err(&during, e))?;
                 Ok((
                     Persistent::save(&ctx, namespace),
                     Persistent::save(&ctx, emit),
@@ -499,7 +502,7 @@ impl Engine {
     fn bootstrap<'js>(
         ctx: &Ctx<'js>,
         shared: &Rc<Shared>,
-    ) -> rquickjs::Result<(Function<'js>, JsObject<'js>)> {
+    ) -> rquickjs::Result<(Function<'js>, JsObject<'js>, Function<'js>)> {
         let natives = natives(ctx, shared)?;
         let emit: Function = natives.get("emit")?;
         let boot: Function = ctx.eval(SANDBOX_JS)?;
@@ -507,13 +510,18 @@ impl Engine {
         let modules: JsObject = out.get("modules")?;
         let tx: JsObject = out.get("tx")?;
         let get_time: Function = out.get("dateGetTime")?;
+        let fn_to_string: Function = out.get("functionToString")?;
         *shared.date_get_time.borrow_mut() = Some(Persistent::save(ctx, get_time));
         ctx.store_userdata(BuiltinExports(modules))
             .map_err(|_| Exception::throw_internal(ctx, "cannot install built-in modules"))?;
-        Ok((emit, tx))
+        Ok((emit, tx, fn_to_string))
     }
 
-    fn export_info(ns: &JsObject<'_>) -> rquickjs::Result<ExportInfo> {
+    fn export_info<'js>(
+        ctx: &Ctx<'js>,
+        ns: &JsObject<'js>,
+        fn_to_string: &Function<'js>,
+    ) -> rquickjs::Result<ExportInfo> {
         let mut info = ExportInfo::default();
         let keys: Vec<String> = ns
             .own_keys::<String>(Filter::new().string())
@@ -523,7 +531,11 @@ impl Engine {
             match key.as_str() {
                 "apply" => info.has_apply = v.is_function() || v.is_object(),
                 "process" => info.has_process = v.is_function(),
-                _ if v.is_function() => info.methods.push(key),
+                _ if v.is_function() => {
+                    let source: JsValue = fn_to_string.call((This(v.clone()),))?;
+                    let params = string_arg(ctx, &source).and_then(|s| first_parameter(&s));
+                    info.methods.push(MethodSignature { name: key, params });
+                }
                 _ => {}
             }
         }

@@ -52,7 +52,7 @@
   const mapHas = mapProto.has;
   const mapEntries = mapProto.entries;
   const setValues = setProto.values;
-  const jsonStringify = JSON.stringify;
+  const functionToString = Function.prototype.toString;
 
   // 1. No code generation from strings.
   const functionProtos = [
@@ -343,5 +343,5 @@
   harden(modules);
   harden(tx);
   harden(natives.emit);
-  return freeze({ modules, tx, dateGetTime, jsonStringify });
+  return freeze({ modules, tx, dateGetTime, functionToString });
 })
