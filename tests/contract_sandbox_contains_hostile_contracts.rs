@@ -272,7 +272,12 @@ export const apply = {}
 #[test]
 fn builtins_cannot_be_polluted_for_a_later_call() {
     let src = r#"
+import { index } from 'contract'
+import assert from 'assert'
 export function pollute ({what}) {
+  if (what === 'index') index.get = async () => ({value: 'fake'})
+  if (what === 'indexProto') Object.getPrototypeOf(index).get = async () => ({value: 'fake'})
+  if (what === 'assert') assert.fail = () => {}
   if (what === 'objectProto') Object.prototype.polluted = 'yes'
   if (what === 'arrayMap') Array.prototype.map = function () { return 'hacked' }
   if (what === 'json') JSON.stringify = () => 'hacked'
@@ -281,8 +286,8 @@ export function pollute ({what}) {
   if (what === 'mathRandom') Math.random = () => 4
   return 'polluted'
 }
-export function check () {
-  return [({}).polluted === undefined, [1].map(x => x + 1)[0] === 2, JSON.stringify([1]) === '[1]',
+export async function check () {
+  return [({}).polluted === undefined && (await index.get('/x')) === undefined, [1].map(x => x + 1)[0] === 2, JSON.stringify([1]) === '[1]',
           typeof Array.isArray === 'function', Math.random !== undefined]
 }
 export function ownOverrides () {
