@@ -39,8 +39,8 @@
 //! - Restricted mode really refuses `oplog.getLength()`, `oplog.get()` and `listOplogs()`
 //!   (0.1.3's refusal list was empty); `listOplogs()` returns the participants (0.1.3
 //!   returned `[]`).
-//! - `index` has no `pubkey` property; `assert`'s generated messages (when none is given)
-//!   follow Node's for primitives and are shorter for objects.
+//! - `assert`'s generated messages (when none is given) follow Node's for primitives and are
+//!   shorter for objects.
 //! - A non-string `pubkey` passed to `tx.addOplog` fails with the same message as a malformed
 //!   one.
 //! - Local-time `Date` methods use the process time zone, as in 0.1.3: an `apply` that

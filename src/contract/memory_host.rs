@@ -34,6 +34,8 @@ pub struct MemoryHost {
     participants: Vec<String>,
     /// The local writer's oplog, if any.
     local: Option<String>,
+    /// The database key, if set.
+    index_key: Option<String>,
 }
 
 /// The Hyperbee key of a path: non-empty segments joined by `0x00`.
@@ -65,6 +67,12 @@ impl MemoryHost {
     pub fn with_local_writer(mut self, pubkey: &str) -> Self {
         self.add_oplog(pubkey);
         self.local = Some(pubkey.to_owned());
+        self
+    }
+
+    /// Sets the database (index log) key that `index.pubkey` shows.
+    pub fn with_index_pubkey(mut self, pubkey: &str) -> Self {
+        self.index_key = Some(pubkey.to_owned());
         self
     }
 
@@ -141,6 +149,7 @@ impl MemoryHost {
             oplogs: self.oplogs.clone(),
             participants: self.participants.clone(),
             local: self.local.clone(),
+            index_key: self.index_key.clone(),
             ..MemoryHost::new()
         };
         for w in self.history.iter().take_while(|w| w.seq < version) {
@@ -233,6 +242,10 @@ impl ContractHost for MemoryHost {
 
     fn local_oplog(&self) -> Option<String> {
         self.local.clone()
+    }
+
+    fn index_pubkey(&self) -> Option<String> {
+        self.index_key.clone()
     }
 
     fn oplog_length(&self, pubkey: &str) -> Result<u64, HostError> {

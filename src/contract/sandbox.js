@@ -144,6 +144,7 @@
   const oplogGet = natives.oplogGet;
   const listOplogKeys = natives.listOplogs;
   class ContractIndex {
+    constructor(pubkey) { this.pubkey = pubkey; }
     list(prefix, opts) { return hostCall(indexList, prefix, opts); }
     get(path) { return hostCall(indexGet, path); }
   }
@@ -154,7 +155,7 @@
   }
   const local = natives.localOplog();
   const contract = {
-    index: freeze(new ContractIndex()),
+    index: freeze(new ContractIndex(natives.indexPubkey())),
     oplog: typeof local === 'string' ? new ContractOplog(local) : undefined,
     isWriter: typeof local === 'string',
     listOplogs: function listOplogs() {

@@ -92,6 +92,14 @@ pub(super) fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Res
 
     let s = shared.clone();
     o.set(
+        "indexPubkey",
+        Function::new(ctx.clone(), move || -> Option<String> {
+            s.host.use_host(|h| h.index_pubkey()).flatten()
+        })?,
+    )?;
+
+    let s = shared.clone();
+    o.set(
         "indexGet",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, path: JsValue<'js>| {
             let Some(path) = string_arg(&ctx, &path) else {
