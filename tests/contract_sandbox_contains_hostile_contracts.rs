@@ -477,3 +477,33 @@ export const apply = {}
         Value::from("no listing here")
     );
 }
+
+#[test]
+fn recursion_inside_builtins_and_regex_backtracking_are_contained() {
+    let src = r#"
+const deep = () => { let v = [1]; for (let i = 0; i < 200000; i++) v = [v]; return v }
+export function json () { return JSON.stringify(deep()).length }
+export function join () { return String(deep()).length }
+export function flat () { return deep().flat(Infinity).length }
+export function parse () { return JSON.parse('['.repeat(200000) + ']'.repeat(200000)).length }
+export function proxies () { let p = {}; for (let i = 0; i < 100000; i++) p = new Proxy(p, {}); return p.x }
+export function backtrack () { return /(a+)+$/.test('a'.repeat(40) + 'b') }
+export const apply = {}
+"#;
+    let host = MemoryHost::new();
+    let mut c = Contract::load(src, quick(), &host).unwrap();
+    for m in ["json", "join", "flat", "parse", "proxies"] {
+        assert_eq!(
+            call(&mut c, &host, m).unwrap_err(),
+            ContractError::StackOverflow { during: method(m) },
+            "{m}"
+        );
+    }
+    assert_eq!(
+        call(&mut c, &host, "backtrack").unwrap_err(),
+        ContractError::Timeout {
+            budget: Duration::from_millis(50),
+            during: method("backtrack")
+        }
+    );
+}
