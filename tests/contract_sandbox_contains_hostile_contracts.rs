@@ -491,7 +491,11 @@ export function backtrack () { return /(a+)+$/.test('a'.repeat(40) + 'b') }
 export const apply = {}
 "#;
     let host = MemoryHost::new();
-    let mut c = Contract::load(src, quick(), &host).unwrap();
+    let limits = Limits {
+        time_budget: Duration::from_millis(500),
+        ..quick()
+    };
+    let mut c = Contract::load(src, limits, &host).unwrap();
     for m in ["json", "join", "flat", "parse", "proxies"] {
         assert_eq!(
             call(&mut c, &host, m).unwrap_err(),
@@ -502,7 +506,7 @@ export const apply = {}
     assert_eq!(
         call(&mut c, &host, "backtrack").unwrap_err(),
         ContractError::Timeout {
-            budget: Duration::from_millis(50),
+            budget: Duration::from_millis(500),
             during: method("backtrack")
         }
     );
