@@ -84,7 +84,6 @@ pub mod memory_host;
 mod signature;
 pub mod tx;
 
-pub use convert::ValueError;
 pub use host::{ContractHost, HostError, IndexEntry, ListEntry, ListOptions};
 pub use memory_host::MemoryHost;
 pub use signature::MethodSignature;
