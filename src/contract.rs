@@ -15,6 +15,43 @@
 //! the runtime a memory limit, and exceeding either is a typed error after which the runtime
 //! is rebuilt); or panic on anything a contract does.
 //!
+//! ## The sandbox
+//!
+//! A contract is hostile until proven otherwise. Its realm has no `eval`, no `Function`
+//! constructor (nor the async, generator and async-generator ones reachable through
+//! `.constructor`), no `WebAssembly`, `Atomics`, `WeakRef` or `FinalizationRegistry`; every
+//! built-in reachable from the global object is frozen, so prototype pollution fails with a
+//! `TypeError` instead of leaking into later calls (assigning `name`, `toString`,
+//! `constructor`... on your own objects still works). Inside `apply`, `Math.random()`,
+//! `Date.now()`, `Date()`, argument-less `new Date()` and `genUUID()` throw; `process` may
+//! use them. During `process` and `apply` only index reads reach the host.
+//!
+//! A call ends when its promise has settled and the job queue is empty; a promise still
+//! pending then is [`ContractError::NeverSettled`]. The time budget covers the whole call;
+//! the memory limit covers the runtime. After [`ContractError::Timeout`] or
+//! [`ContractError::MemoryLimit`] the runtime is dropped and rebuilt from the source on the
+//! next call (module-level state starts afresh, as in a replay).
+//!
+//! ## Differences from JS Vitra 0.1.3 (deliberate)
+//!
+//! - `apply` objects dispatch on *own* handlers only (`op.op = 'toString'` is "Method not
+//!   found: apply", not a call to `Object.prototype.toString`).
+//! - Restricted mode really refuses `oplog.getLength()`, `oplog.get()` and `listOplogs()`
+//!   (0.1.3's refusal list was empty); `listOplogs()` returns the participants (0.1.3
+//!   returned `[]`).
+//! - `assert`'s generated messages (when none is given) follow Node's for primitives and are
+//!   shorter for objects.
+//! - A non-string `pubkey` passed to `tx.addOplog` fails with the same message as a malformed
+//!   one.
+//! - Local-time `Date` methods use the process time zone, as in 0.1.3: an `apply` that
+//!   formats local times is not portable between machines.
+//!
+//! ## Threads and stack
+//!
+//! A [`Contract`] is not `Send`: create and use it on one thread (a dedicated contract
+//! thread for an async executor). The thread needs a native stack comfortably larger than
+//! [`Limits::stack_bytes`] (the default 512 KiB fits Rust's 2 MiB thread default).
+//!
 //! ```
 //! use vitra::codec::{Object, Value};
 //! use vitra::contract::{ApplyOutcome, Change, Contract, Limits, MemoryHost};
@@ -44,11 +81,12 @@ mod convert;
 mod engine;
 pub mod host;
 pub mod memory_host;
+mod signature;
 pub mod tx;
 
-pub use convert::ValueError;
 pub use host::{ContractHost, HostError, IndexEntry, ListEntry, ListOptions};
 pub use memory_host::MemoryHost;
+pub use signature::MethodSignature;
 pub use tx::{Action, Actions, Change};
 
 use crate::codec::Value;
@@ -155,7 +193,7 @@ pub enum ContractError {
         during: Phase,
     },
     /// The runtime tried to allocate past its memory limit.
-    #[error("contract exceeded its memory limit of {limit_bytes} bytes in {during}")]
+    #[error("contract exceeded its memory limit of {} in {during}", human_bytes(*limit_bytes))]
     MemoryLimit {
         /// The limit.
         limit_bytes: usize,
@@ -206,6 +244,17 @@ pub enum ContractError {
     },
 }
 
+/// `64 MiB`, `1536 KiB`, `1000 bytes`.
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 impl ContractError {
     /// Whether the runtime is rebuilt after this error (time or memory exhausted: pending
     /// jobs or half-built state may remain).
@@ -248,6 +297,7 @@ pub struct Contract {
     limits: Limits,
     engine: Option<Engine>,
     methods: Vec<String>,
+    signatures: Vec<MethodSignature>,
     has_apply: bool,
     has_process: bool,
 }
@@ -277,7 +327,8 @@ impl Contract {
             source: source.to_owned(),
             limits,
             engine: Some(engine),
-            methods: exports.methods,
+            methods: exports.methods.iter().map(|m| m.name.clone()).collect(),
+            signatures: exports.methods,
             has_apply: exports.has_apply,
             has_process: exports.has_process,
         })
@@ -286,6 +337,12 @@ impl Contract {
     /// The exported methods (functions other than `apply` and `process`), sorted by name.
     pub fn methods(&self) -> &[String] {
         &self.methods
+    }
+
+    /// The exported methods with their first parameter, as `vitra methods` prints them
+    /// (`put {path, value}`), sorted by name.
+    pub fn signatures(&self) -> &[MethodSignature] {
+        &self.signatures
     }
 
     /// Whether the contract exports `apply` (a function or an object of handlers).

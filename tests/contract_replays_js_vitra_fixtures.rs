@@ -257,6 +257,19 @@ fn every_fixture_contract_lists_its_methods() {
         let c = Contract::load(&src, Limits::default(), &host).unwrap();
         assert_eq!(c.methods(), *methods, "{file}");
         assert!(c.has_apply(), "{file}");
+        let shown: Vec<String> = c.signatures().iter().map(|s| s.to_string()).collect();
+        let want: &[&str] = match *file {
+            "counter.js" => &["get", "increment"],
+            "failed-op.js" => &["fail {reason}", "get {path}", "succeed {value}"],
+            "contract-v1.js" => &["get {path}", "put {path, value}", "setSource {code}"],
+            "contract-v2.js" => &[
+                "getValue {path}",
+                "put {path, value}",
+                "putValue {path, value}",
+            ],
+            _ => &["read {name}", "store {name, value}"],
+        };
+        assert_eq!(shown, want, "{file}: vitra methods");
         assert_eq!(c.has_process(), *file == "failed-op.js", "{file}");
     }
 }

@@ -124,6 +124,10 @@ fn memory_bomb_hits_the_memory_limit_even_when_caught() {
             },
             "{m}"
         );
+        assert_eq!(
+            e.to_string(),
+            format!("contract exceeded its memory limit of 32 MiB in method {m}")
+        );
         still_works(&mut c, &host);
     }
 }
@@ -268,7 +272,12 @@ export const apply = {}
 #[test]
 fn builtins_cannot_be_polluted_for_a_later_call() {
     let src = r#"
+import { index } from 'contract'
+import assert from 'assert'
 export function pollute ({what}) {
+  if (what === 'index') index.get = async () => ({value: 'fake'})
+  if (what === 'indexProto') Object.getPrototypeOf(index).get = async () => ({value: 'fake'})
+  if (what === 'assert') assert.fail = () => {}
   if (what === 'objectProto') Object.prototype.polluted = 'yes'
   if (what === 'arrayMap') Array.prototype.map = function () { return 'hacked' }
   if (what === 'json') JSON.stringify = () => 'hacked'
@@ -277,8 +286,8 @@ export function pollute ({what}) {
   if (what === 'mathRandom') Math.random = () => 4
   return 'polluted'
 }
-export function check () {
-  return [({}).polluted === undefined, [1].map(x => x + 1)[0] === 2, JSON.stringify([1]) === '[1]',
+export async function check () {
+  return [({}).polluted === undefined && (await index.get('/x')) === undefined, [1].map(x => x + 1)[0] === 2, JSON.stringify([1]) === '[1]',
           typeof Array.isArray === 'function', Math.random !== undefined]
 }
 export function ownOverrides () {
@@ -466,5 +475,39 @@ export const apply = {}
     assert_eq!(
         call(&mut c, &Broken, "list").unwrap(),
         Value::from("no listing here")
+    );
+}
+
+#[test]
+fn recursion_inside_builtins_and_regex_backtracking_are_contained() {
+    let src = r#"
+const deep = () => { let v = [1]; for (let i = 0; i < 200000; i++) v = [v]; return v }
+export function json () { return JSON.stringify(deep()).length }
+export function join () { return String(deep()).length }
+export function flat () { return deep().flat(Infinity).length }
+export function parse () { return JSON.parse('['.repeat(200000) + ']'.repeat(200000)).length }
+export function proxies () { let p = {}; for (let i = 0; i < 100000; i++) p = new Proxy(p, {}); return p.x }
+export function backtrack () { return /(a+)+$/.test('a'.repeat(40) + 'b') }
+export const apply = {}
+"#;
+    let host = MemoryHost::new();
+    let limits = Limits {
+        time_budget: Duration::from_millis(500),
+        ..quick()
+    };
+    let mut c = Contract::load(src, limits, &host).unwrap();
+    for m in ["json", "join", "flat", "parse", "proxies"] {
+        assert_eq!(
+            call(&mut c, &host, m).unwrap_err(),
+            ContractError::StackOverflow { during: method(m) },
+            "{m}"
+        );
+    }
+    assert_eq!(
+        call(&mut c, &host, "backtrack").unwrap_err(),
+        ContractError::Timeout {
+            budget: Duration::from_millis(500),
+            during: method("backtrack")
+        }
     );
 }

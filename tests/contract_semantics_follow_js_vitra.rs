@@ -290,12 +290,12 @@ fn contract_module_reads_the_index_and_knows_the_writer() {
     let src = r#"
 import { index, isWriter, oplog } from 'contract'
 const atLoad = await index.get('/config')
-export function loaded () { return [atLoad.value, isWriter, oplog === undefined] }
+export function loaded () { return [atLoad.value, isWriter, oplog === undefined, index.pubkey] }
 export async function list ({prefix, opts}) { return (await index.list(prefix, opts)).map(e => e.name) }
 export async function entry ({path}) { return await index.get(path) }
 export const apply = {}
 "#;
-    let mut host = MemoryHost::new();
+    let mut host = MemoryHost::new().with_index_pubkey(KEY);
     host.put("/config", Value::from("v1"));
     for name in ["a", "b", "c", "d"] {
         host.put(&format!("/dir/{name}"), Value::from(name));
@@ -304,7 +304,7 @@ export const apply = {}
     let mut c = load(src, &host);
     assert_eq!(
         to_json(&c.call("loaded", &Value::Null, &host).unwrap().response).to_string(),
-        r#"["v1",false,true]"#
+        format!(r#"["v1",false,true,"{KEY}"]"#)
     );
     let list = |c: &mut Contract, opts: Value| {
         let p = Value::Object(obj().with("prefix", "/dir").with("opts", opts));

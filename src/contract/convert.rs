@@ -57,6 +57,30 @@ pub(crate) enum FromJsError {
     Js,
 }
 
+impl FromJsError {
+    /// Prefixes the location of a value error with the segment that led to it.
+    fn under(self, segment: impl FnOnce() -> String) -> Self {
+        match self {
+            FromJsError::Value(mut e) => {
+                let at = e.at_mut();
+                at.insert_str(0, &segment());
+                FromJsError::Value(e)
+            }
+            js => js,
+        }
+    }
+}
+
+impl ValueError {
+    fn at_mut(&mut self) -> &mut String {
+        match self {
+            ValueError::TooDeep { at, .. }
+            | ValueError::Cycle { at }
+            | ValueError::Unsupported { at, .. } => at,
+        }
+    }
+}
+
 impl From<rquickjs::Error> for FromJsError {
     fn from(_: rquickjs::Error) -> Self {
         FromJsError::Js
@@ -74,31 +98,26 @@ impl<'js> FromJs<'_, 'js> {
     /// Converts `v`.
     pub fn convert(&self, v: &JsValue<'js>) -> Result<Value, FromJsError> {
         let mut stack = Vec::new();
-        let mut path = Vec::new();
-        self.walk(v, &mut stack, &mut path)
-    }
-
-    fn at(path: &[String]) -> String {
-        if path.is_empty() {
-            "the top".to_owned()
-        } else {
-            path.concat()
-        }
-    }
-
-    fn unsupported(kind: &str, path: &[String]) -> FromJsError {
-        FromJsError::Value(ValueError::Unsupported {
-            kind: kind.to_owned(),
-            at: Self::at(path),
+        self.walk(v, &mut stack).map_err(|e| match e {
+            FromJsError::Value(mut e) => {
+                let at = e.at_mut();
+                if at.is_empty() {
+                    *at = "the top".to_owned();
+                }
+                FromJsError::Value(e)
+            }
+            js => js,
         })
     }
 
-    fn walk(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-        path: &mut Vec<String>,
-    ) -> Result<Value, FromJsError> {
+    fn unsupported(kind: &str) -> FromJsError {
+        FromJsError::Value(ValueError::Unsupported {
+            kind: kind.to_owned(),
+            at: String::new(),
+        })
+    }
+
+    fn walk(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         Ok(match v.type_of() {
             Type::Uninitialized | Type::Undefined => Value::Undefined,
             Type::Null => Value::Null,
@@ -106,25 +125,19 @@ impl<'js> FromJs<'_, 'js> {
             Type::Int => Value::Number(f64::from(v.as_int().unwrap_or(0))),
             Type::Float => Value::Number(v.as_float().unwrap_or(f64::NAN)),
             Type::String => Value::String(js_string(self.ctx, v)?),
-            Type::Symbol => return Err(Self::unsupported("symbol", path)),
-            Type::BigInt => return Err(Self::unsupported("bigint", path)),
-            Type::Function | Type::Constructor => return Err(Self::unsupported("function", path)),
-            Type::Promise => return Err(Self::unsupported("promise", path)),
-            Type::Module | Type::Unknown => return Err(Self::unsupported("internal value", path)),
+            Type::Symbol => return Err(Self::unsupported("symbol")),
+            Type::BigInt => return Err(Self::unsupported("bigint")),
+            Type::Function | Type::Constructor => return Err(Self::unsupported("function")),
+            Type::Promise => return Err(Self::unsupported("promise")),
+            Type::Module | Type::Unknown => return Err(Self::unsupported("internal value")),
             Type::Array | Type::Object | Type::Exception | Type::Proxy => {
-                self.walk_object(v, stack, path)?
+                self.walk_object(v, stack)?
             }
         })
     }
 
-    fn walk_object(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-        path: &mut Vec<String>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_object(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let raw = v.as_raw();
-        let ctx = self.ctx.as_raw().as_ptr();
         // SAFETY: `raw` is a live object value borrowed from `v`; these predicates only
         // inspect it.
         let (is_date, typed_kind, is_buffer, is_map, is_set) = unsafe {
@@ -149,8 +162,7 @@ impl<'js> FromJs<'_, 'js> {
                 let bytes = unsafe { arr.as_bytes() }.map(<[u8]>::to_vec);
                 return Ok(Value::Bytes(bytes.unwrap_or_default()));
             }
-            let _ = ctx;
-            return Err(Self::unsupported("typed array other than Uint8Array", path));
+            return Err(Self::unsupported("typed array other than Uint8Array"));
         }
         if is_buffer {
             if let Some(buf) = ArrayBuffer::from_value(v.clone()) {
@@ -160,38 +172,33 @@ impl<'js> FromJs<'_, 'js> {
             }
         }
         if is_map {
-            return Err(Self::unsupported("Map", path));
+            return Err(Self::unsupported("Map"));
         }
         if is_set {
-            return Err(Self::unsupported("Set", path));
+            return Err(Self::unsupported("Set"));
         }
         // SAFETY: reading the pointer of an object value (tag checked by type_of above).
         let id = unsafe { qjs::JS_VALUE_GET_PTR(raw) } as usize;
         if stack.contains(&id) {
-            return Err(FromJsError::Value(ValueError::Cycle { at: Self::at(path) }));
+            return Err(FromJsError::Value(ValueError::Cycle { at: String::new() }));
         }
         if stack.len() >= MAX_DEPTH {
             return Err(FromJsError::Value(ValueError::TooDeep {
                 limit: MAX_DEPTH,
-                at: Self::at(path),
+                at: String::new(),
             }));
         }
         stack.push(id);
         let result = if v.is_array() {
-            self.walk_array(v, stack, path)
+            self.walk_array(v, stack)
         } else {
-            self.walk_plain(v, stack, path)
+            self.walk_plain(v, stack)
         };
         stack.pop();
         result
     }
 
-    fn walk_array(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-        path: &mut Vec<String>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_array(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let obj = v.as_object().ok_or(FromJsError::Js)?;
         let len: f64 = obj.get("length")?;
         let len = if len.is_finite() && len >= 0.0 {
@@ -202,20 +209,13 @@ impl<'js> FromJs<'_, 'js> {
         let mut out = Vec::with_capacity(len.min(1 << 16) as usize);
         for i in 0..len {
             let item: JsValue = obj.get(i)?;
-            path.push(format!("[{i}]"));
-            let r = self.walk(&item, stack, path);
-            path.pop();
-            out.push(r?);
+            let r = self.walk(&item, stack);
+            out.push(r.map_err(|e| e.under(|| format!("[{i}]")))?);
         }
         Ok(Value::Array(out))
     }
 
-    fn walk_plain(
-        &self,
-        v: &JsValue<'js>,
-        stack: &mut Vec<usize>,
-        path: &mut Vec<String>,
-    ) -> Result<Value, FromJsError> {
+    fn walk_plain(&self, v: &JsValue<'js>, stack: &mut Vec<usize>) -> Result<Value, FromJsError> {
         let obj = v.as_object().ok_or(FromJsError::Js)?;
         let mut out = Object::new();
         let keys: Vec<Atom> = obj
@@ -224,10 +224,9 @@ impl<'js> FromJs<'_, 'js> {
         for key in keys {
             let name = key.to_string()?;
             let item: JsValue = obj.get(key)?;
-            path.push(format!(".{name}"));
-            let r = self.walk(&item, stack, path);
-            path.pop();
-            out.insert(name, r?);
+            let r = self.walk(&item, stack);
+            let v = r.map_err(|e| e.under(|| format!(".{name}")))?;
+            out.insert(name, v);
         }
         Ok(Value::Object(out))
     }

@@ -7,36 +7,40 @@
 //! allocator has refused memory over the limit (even if the contract caught the error).
 
 use super::convert::{js_string, to_js, FromJs, FromJsError};
-use super::host::{ContractHost, HostError, ListOptions};
-use super::tx::{is_hex_key, Action, Actions};
+use super::host::{ContractHost, HostError};
+use super::signature::{first_parameter, MethodSignature};
+use super::tx::Actions;
 use super::{ApplyOutcome, CallOutcome, ContractError, Limits, Phase};
 use crate::codec::Value;
-use rquickjs::allocator::Allocator;
 use rquickjs::context::intrinsic;
-use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::module::{Declarations, Declared, Exports, ModuleDef};
+use rquickjs::function::This;
 use rquickjs::object::Filter;
 use rquickjs::promise::PromiseState;
 use rquickjs::{
-    qjs, Context, Ctx, Exception, Function, JsLifetime, Module, Object as JsObject, Persistent,
-    Runtime, Value as JsValue,
+    qjs, Context, Ctx, Exception, Function, Module, Object as JsObject, Persistent, Runtime,
+    Value as JsValue,
 };
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Instant;
 
+mod memory;
+mod modules;
+mod natives;
+
+use memory::{AllocState, LimitedAlloc};
+use modules::{BuiltinExports, BuiltinLoader, BuiltinResolver};
+use natives::{natives, string_arg};
+
 const SANDBOX_JS: &str = include_str!("sandbox.js");
 
 /// The name the contract's own module is registered under.
 const MAIN_MODULE: &str = "contract.js";
 
-/// The only modules a contract may import.
-pub(crate) const BUILTIN_MODULES: [&str; 3] = ["contract", "assert", "util"];
-
 /// What is running, as the host functions see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Idle,
     Load,
     Method,
@@ -57,102 +61,6 @@ impl Mode {
 
     fn restricted(self) -> bool {
         matches!(self, Mode::Process | Mode::Apply)
-    }
-}
-
-/// Memory accounting shared by the allocator and the engine.
-struct AllocState {
-    used: Cell<usize>,
-    limit: usize,
-    exceeded: Cell<bool>,
-}
-
-impl AllocState {
-    fn admit(&self, extra: usize) -> bool {
-        if self.limit > 0 && self.used.get().saturating_add(extra) > self.limit {
-            self.exceeded.set(true);
-            return false;
-        }
-        true
-    }
-}
-
-/// libc's allocator with a byte budget: allocations past the limit fail (QuickJS then throws
-/// "out of memory") and mark the runtime as over budget.
-struct LimitedAlloc {
-    state: Rc<AllocState>,
-}
-
-// SAFETY: every pointer comes from libc's malloc family (aligned for any type, so for
-// `usize`), is returned to it, and `usable_size` is libc's own answer for such pointers.
-unsafe impl Allocator for LimitedAlloc {
-    fn alloc(&mut self, size: usize) -> *mut u8 {
-        if !self.state.admit(size) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: plain malloc; the result is checked for null.
-        unsafe {
-            let p = libc::malloc(size.max(1)).cast::<u8>();
-            if !p.is_null() {
-                let got = libc::malloc_usable_size(p.cast());
-                self.state.used.set(self.state.used.get() + got);
-            }
-            p
-        }
-    }
-
-    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        let Some(total) = count.checked_mul(size) else {
-            return std::ptr::null_mut();
-        };
-        if !self.state.admit(total) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: plain calloc; the result is checked for null.
-        unsafe {
-            let p = libc::calloc(count.max(1), size.max(1)).cast::<u8>();
-            if !p.is_null() {
-                let got = libc::malloc_usable_size(p.cast());
-                self.state.used.set(self.state.used.get() + got);
-            }
-            p
-        }
-    }
-
-    unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        // SAFETY: the caller hands back a pointer from this allocator.
-        unsafe {
-            let got = libc::malloc_usable_size(ptr.cast());
-            self.state
-                .used
-                .set(self.state.used.get().saturating_sub(got));
-            libc::free(ptr.cast());
-        }
-    }
-
-    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        if ptr.is_null() {
-            return self.alloc(new_size);
-        }
-        // SAFETY: `ptr` comes from this allocator; the result is checked for null.
-        unsafe {
-            let old = libc::malloc_usable_size(ptr.cast());
-            if new_size > old && !self.state.admit(new_size - old) {
-                return std::ptr::null_mut();
-            }
-            let p = libc::realloc(ptr.cast(), new_size.max(1)).cast::<u8>();
-            if !p.is_null() {
-                let got = libc::malloc_usable_size(p.cast());
-                let used = self.state.used.get().saturating_sub(old) + got;
-                self.state.used.set(used);
-            }
-            p
-        }
-    }
-
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
-        // SAFETY: the caller hands in a pointer from this allocator.
-        unsafe { libc::malloc_usable_size(ptr.cast()) }
     }
 }
 
@@ -190,7 +98,7 @@ impl HostSlot {
 }
 
 /// State shared by the engine, the native functions, the interrupt handler and the loader.
-struct Shared {
+pub(super) struct Shared {
     mode: Cell<Mode>,
     deadline: Cell<Option<Instant>>,
     timed_out: Cell<bool>,
@@ -208,6 +116,10 @@ impl Shared {
         if self.alloc.exceeded.get() || self.timed_out.get() {
             return true;
         }
+        // A failed host ends the call: no point letting the contract run on.
+        if self.host_failure.try_borrow().is_ok_and(|f| f.is_some()) {
+            return true;
+        }
         match self.deadline.get() {
             Some(d) if Instant::now() >= d => {
                 self.timed_out.set(true);
@@ -218,7 +130,7 @@ impl Shared {
     }
 
     fn aborted(&self) -> bool {
-        self.should_interrupt() || self.host_failure.borrow().is_some()
+        self.should_interrupt()
     }
 
     fn begin(&self, mode: Mode, limits: &Limits) {
@@ -276,7 +188,7 @@ impl Shared {
 
     /// Converts a JS value for the host side, throwing a TypeError for values that cannot
     /// cross.
-    fn from_js<'js>(
+    fn to_value<'js>(
         &self,
         ctx: &Ctx<'js>,
         v: &JsValue<'js>,
@@ -300,135 +212,10 @@ impl Shared {
     }
 }
 
-/// The exports of the built-in modules, built by the sandbox bootstrap.
-struct BuiltinExports<'js>(JsObject<'js>);
-
-// SAFETY: the only lifetime is the JS one, and `Changed` swaps exactly it.
-unsafe impl<'js> JsLifetime<'js> for BuiltinExports<'js> {
-    type Changed<'to> = BuiltinExports<'to>;
-}
-
-fn export_builtin<'js>(
-    ctx: &Ctx<'js>,
-    exports: &Exports<'js>,
-    module: &str,
-    names: &[&str],
-) -> rquickjs::Result<()> {
-    let m: JsObject = {
-        let ud = ctx
-            .userdata::<BuiltinExports>()
-            .ok_or_else(|| Exception::throw_internal(ctx, "built-in modules are not ready"))?;
-        ud.0.get(module)?
-    };
-    for name in names {
-        let v: JsValue = m.get(*name)?;
-        exports.export(*name, v)?;
-    }
-    Ok(())
-}
-
-const CONTRACT_EXPORTS: [&str; 4] = ["index", "oplog", "isWriter", "listOplogs"];
-const ASSERT_EXPORTS: [&str; 7] = [
-    "default",
-    "ok",
-    "deepEqual",
-    "equal",
-    "fail",
-    "notDeepEqual",
-    "notEqual",
-];
-const UTIL_EXPORTS: [&str; 1] = ["genUUID"];
-
-struct ContractModule;
-impl ModuleDef for ContractModule {
-    fn declare(decl: &Declarations<'_>) -> rquickjs::Result<()> {
-        for n in CONTRACT_EXPORTS {
-            decl.declare(n)?;
-        }
-        Ok(())
-    }
-    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::Result<()> {
-        export_builtin(ctx, exports, "contract", &CONTRACT_EXPORTS)
-    }
-}
-
-struct AssertModule;
-impl ModuleDef for AssertModule {
-    fn declare(decl: &Declarations<'_>) -> rquickjs::Result<()> {
-        for n in ASSERT_EXPORTS {
-            decl.declare(n)?;
-        }
-        Ok(())
-    }
-    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::Result<()> {
-        export_builtin(ctx, exports, "assert", &ASSERT_EXPORTS)
-    }
-}
-
-struct UtilModule;
-impl ModuleDef for UtilModule {
-    fn declare(decl: &Declarations<'_>) -> rquickjs::Result<()> {
-        for n in UTIL_EXPORTS {
-            decl.declare(n)?;
-        }
-        Ok(())
-    }
-    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::Result<()> {
-        export_builtin(ctx, exports, "util", &UTIL_EXPORTS)
-    }
-}
-
-/// Serves `contract`, `assert` and `util`; refuses every other specifier.
-struct BuiltinResolver {
-    shared: Rc<Shared>,
-}
-
-impl Resolver for BuiltinResolver {
-    fn resolve<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        _base: &str,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<String> {
-        if BUILTIN_MODULES.contains(&name) {
-            return Ok(name.to_owned());
-        }
-        self.shared
-            .refused_import
-            .borrow_mut()
-            .get_or_insert_with(|| name.to_owned());
-        Err(Exception::throw_message(
-            ctx,
-            &format!(
-                "Cannot import '{name}': a contract may import only the built-in modules 'contract', 'assert' and 'util'"
-            ),
-        ))
-    }
-}
-
-struct BuiltinLoader;
-
-impl Loader for BuiltinLoader {
-    fn load<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<Module<'js, Declared>> {
-        match name {
-            "contract" => Module::declare_def::<ContractModule, _>(ctx.clone(), name),
-            "assert" => Module::declare_def::<AssertModule, _>(ctx.clone(), name),
-            "util" => Module::declare_def::<UtilModule, _>(ctx.clone(), name),
-            _ => Err(rquickjs::Error::new_loading(name)),
-        }
-    }
-}
-
 /// What a contract exports, as seen at load.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExportInfo {
-    pub methods: Vec<String>,
+    pub methods: Vec<MethodSignature>,
     pub has_apply: bool,
     pub has_process: bool,
 }
@@ -591,18 +378,25 @@ impl Engine {
                 shared
                     .deadline
                     .set(Instant::now().checked_add(limits.time_budget));
-                let (emit, tx) = match setup {
+                let (emit, tx, fn_to_string) = match setup {
                     Ok(v) => v,
                     Err(e) => {
                         let thrown = describe_caught(&ctx, e);
-                        return Err(Self::classify(
-                            &shared,
-                            limits,
-                            during.clone(),
-                            Ended::Threw(thrown),
-                        )
-                        .err()
-                        .unwrap_or_else(|| engine_err(&during, "sandbox setup failed")));
+                        return Err(
+                            match Self::classify(
+                                &shared,
+                                limits,
+                                during.clone(),
+                                Ended::Threw(thrown),
+                            ) {
+                                Err(e) => e,
+                                Ok(Err(t)) => engine_err(
+                                    &during,
+                                    format!("sandbox setup failed: {}", t.ack_string()),
+                                ),
+                                Ok(Ok(_)) => engine_err(&during, "sandbox setup failed"),
+                            },
+                        );
                     }
                 };
                 let module = match Module::declare(ctx.clone(), MAIN_MODULE, source) {
@@ -660,7 +454,8 @@ impl Engine {
                     return Err(e);
                 }
                 let namespace = evaluated.namespace().map_err(|e| engine_err(&during, e))?;
-                let exports = Self::export_info(&namespace).map_err(|e| engine_err(&during, e))?;
+                let exports = Self::export_info(&ctx, &namespace, &fn_to_string)
+                    .map_err(|e| engine_err(&during, e))?;
                 Ok((
                     Persistent::save(&ctx, namespace),
                     Persistent::save(&ctx, emit),
@@ -707,7 +502,7 @@ impl Engine {
     fn bootstrap<'js>(
         ctx: &Ctx<'js>,
         shared: &Rc<Shared>,
-    ) -> rquickjs::Result<(Function<'js>, JsObject<'js>)> {
+    ) -> rquickjs::Result<(Function<'js>, JsObject<'js>, Function<'js>)> {
         let natives = natives(ctx, shared)?;
         let emit: Function = natives.get("emit")?;
         let boot: Function = ctx.eval(SANDBOX_JS)?;
@@ -715,13 +510,18 @@ impl Engine {
         let modules: JsObject = out.get("modules")?;
         let tx: JsObject = out.get("tx")?;
         let get_time: Function = out.get("dateGetTime")?;
+        let fn_to_string: Function = out.get("functionToString")?;
         *shared.date_get_time.borrow_mut() = Some(Persistent::save(ctx, get_time));
         ctx.store_userdata(BuiltinExports(modules))
             .map_err(|_| Exception::throw_internal(ctx, "cannot install built-in modules"))?;
-        Ok((emit, tx))
+        Ok((emit, tx, fn_to_string))
     }
 
-    fn export_info(ns: &JsObject<'_>) -> rquickjs::Result<ExportInfo> {
+    fn export_info<'js>(
+        ctx: &Ctx<'js>,
+        ns: &JsObject<'js>,
+        fn_to_string: &Function<'js>,
+    ) -> rquickjs::Result<ExportInfo> {
         let mut info = ExportInfo::default();
         let keys: Vec<String> = ns
             .own_keys::<String>(Filter::new().string())
@@ -731,7 +531,11 @@ impl Engine {
             match key.as_str() {
                 "apply" => info.has_apply = v.is_function() || v.is_object(),
                 "process" => info.has_process = v.is_function(),
-                _ if v.is_function() => info.methods.push(key),
+                _ if v.is_function() => {
+                    let source: JsValue = fn_to_string.call((This(v.clone()),))?;
+                    let params = string_arg(ctx, &source).and_then(|s| first_parameter(&s));
+                    info.methods.push(MethodSignature { name: key, params });
+                }
                 _ => {}
             }
         }
@@ -957,7 +761,7 @@ impl Engine {
 enum Settled<'js> {
     Value(JsValue<'js>),
     Threw(JsValue<'js>),
-    NeverSettled,
+    Pending,
     Aborted,
     Engine(String),
 }
@@ -968,7 +772,7 @@ impl<'js> Settled<'js> {
             // Callers convert values themselves; a value here means "nothing to report".
             Settled::Value(_) => Ended::Value(Value::Undefined),
             Settled::Threw(v) => Ended::Threw(describe_value(ctx, v)),
-            Settled::NeverSettled => Ended::NeverSettled,
+            Settled::Pending => Ended::NeverSettled,
             // The flags say why (time, memory, host); the thrown value is not the story.
             Settled::Aborted => Ended::NeverSettled,
             Settled::Engine(m) => Ended::Engine(m),
@@ -1013,7 +817,7 @@ fn settle<'js>(
                     return if shared.aborted() {
                         Settled::Aborted
                     } else {
-                        Settled::NeverSettled
+                        Settled::Pending
                     };
                 }
             }
@@ -1131,314 +935,6 @@ fn apply_handler<'js>(
     }
     let v: JsValue = obj.get(name)?;
     Ok(v.into_function())
-}
-
-fn string_arg<'js>(ctx: &Ctx<'js>, v: &JsValue<'js>) -> Option<String> {
-    if v.is_string() {
-        js_string(ctx, v).ok()
-    } else {
-        None
-    }
-}
-
-fn list_options(v: &JsValue<'_>) -> rquickjs::Result<ListOptions> {
-    let mut o = ListOptions::default();
-    let Some(obj) = v.as_object() else {
-        return Ok(o);
-    };
-    let count = |v: JsValue<'_>| -> usize {
-        v.as_number()
-            .filter(|n| n.is_finite() && *n > 0.0)
-            .map_or(0, |n| n as usize)
-    };
-    let reverse: JsValue = obj.get("reverse")?;
-    o.reverse = truthy(&reverse);
-    o.offset = count(obj.get("offset")?);
-    o.limit = count(obj.get("limit")?);
-    Ok(o)
-}
-
-fn truthy(v: &JsValue<'_>) -> bool {
-    // SAFETY: JS_ToBool only reads a live value of this context.
-    unsafe { qjs::JS_ToBool(v.ctx().as_raw().as_ptr(), v.as_raw()) > 0 }
-}
-
-fn uuid_v4() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
-/// The host functions the bootstrap wires into the built-in modules.
-fn natives<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> rquickjs::Result<JsObject<'js>> {
-    let o = JsObject::new(ctx.clone())?;
-
-    let s = shared.clone();
-    o.set(
-        "nondeterministic",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, what: JsValue<'js>| {
-            let what = string_arg(&ctx, &what).unwrap_or_else(|| "this".into());
-            s.refuse_nondeterministic(&ctx, &what)
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "genUUID",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>| -> rquickjs::Result<String> {
-                s.refuse_nondeterministic(&ctx, "genUUID()")?;
-                uuid_v4()
-                    .map_err(|e| Exception::throw_internal(&ctx, &format!("no randomness: {e}")))
-            },
-        )?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "localOplog",
-        Function::new(ctx.clone(), move || -> Option<String> {
-            s.host.use_host(|h| h.local_oplog()).flatten()
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "indexGet",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, path: JsValue<'js>| {
-            let Some(path) = string_arg(&ctx, &path) else {
-                return Err(Exception::throw_type(
-                    &ctx,
-                    "index.get(path): path must be a string",
-                ));
-            };
-            match s.host.use_host(|h| h.get(&path)) {
-                None => Err(Exception::throw_internal(&ctx, "no host is attached")),
-                Some(Ok(Some(entry))) => to_js(&ctx, &entry.to_value()),
-                Some(Ok(None)) => Ok(JsValue::new_undefined(ctx.clone())),
-                Some(Err(e)) => Err(s.host_error(&ctx, e)),
-            }
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "indexList",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, prefix: JsValue<'js>, opts: JsValue<'js>| {
-                let prefix = if prefix.is_undefined() {
-                    "/".to_owned()
-                } else {
-                    string_arg(&ctx, &prefix).ok_or_else(|| {
-                        Exception::throw_type(&ctx, "index.list(prefix): prefix must be a string")
-                    })?
-                };
-                let opts = list_options(&opts)?;
-                match s.host.use_host(|h| h.list(&prefix, &opts)) {
-                    None => Err(Exception::throw_internal(&ctx, "no host is attached")),
-                    Some(Ok(entries)) => {
-                        let arr = rquickjs::Array::new(ctx.clone())?;
-                        for (i, e) in entries.iter().enumerate() {
-                            arr.set(i, to_js(&ctx, &e.to_value())?)?;
-                        }
-                        Ok(arr.into_value())
-                    }
-                    Some(Err(e)) => Err(s.host_error(&ctx, e)),
-                }
-            },
-        )?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "oplogLength",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, key: JsValue<'js>| {
-            s.refuse_restricted(&ctx, "oplog.getLength()")?;
-            let key = string_arg(&ctx, &key).unwrap_or_default();
-            match s.host.use_host(|h| h.oplog_length(&key)) {
-                None => Err(Exception::throw_internal(&ctx, "no host is attached")),
-                Some(Ok(n)) => Ok(n as f64),
-                Some(Err(e)) => Err(s.host_error(&ctx, e)),
-            }
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "oplogGet",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, key: JsValue<'js>, seq: JsValue<'js>| {
-                s.refuse_restricted(&ctx, "oplog.get()")?;
-                let key = string_arg(&ctx, &key).unwrap_or_default();
-                let seq = seq
-                    .as_number()
-                    .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0)
-                    .ok_or_else(|| {
-                        Exception::throw_type(
-                            &ctx,
-                            "oplog.get(seq): seq must be a non-negative integer",
-                        )
-                    })? as u64;
-                match s.host.use_host(|h| h.oplog_get(&key, seq)) {
-                    None => Err(Exception::throw_internal(&ctx, "no host is attached")),
-                    Some(Ok(value)) => {
-                        let entry = crate::codec::Object::new()
-                            .with("seq", Value::Number(seq as f64))
-                            .with("value", value);
-                        to_js(&ctx, &Value::Object(entry))
-                    }
-                    Some(Err(e)) => Err(s.host_error(&ctx, e)),
-                }
-            },
-        )?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "listOplogs",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
-            s.refuse_restricted(&ctx, "listOplogs()")?;
-            match s.host.use_host(|h| h.list_oplogs()) {
-                None => Err(Exception::throw_internal(&ctx, "no host is attached")),
-                Some(Ok(keys)) => Ok(keys),
-                Some(Err(e)) => Err(s.host_error(&ctx, e)),
-            }
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "emit",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: JsValue<'js>| {
-            if s.mode.get() != Mode::Method {
-                return Err(Exception::throw_message(
-                    &ctx,
-                    &format!("emit() is not available during {}", s.mode.get().name()),
-                ));
-            }
-            let v = s.from_js(&ctx, &value, "emit()")?;
-            s.emitted.borrow_mut().push(v);
-            Ok(())
-        })?
-        .with_name("emit")?,
-    )?;
-
-    let tx_closed = |ctx: &Ctx<'js>| {
-        Exception::throw_message(ctx, "tx can only be used while its apply() runs")
-    };
-    let key_arg = |ctx: &Ctx<'js>, v: &JsValue<'js>| {
-        string_arg(ctx, v)
-            .ok_or_else(|| Exception::throw_message(ctx, "A key string parameter must be supplied"))
-    };
-
-    let s = shared.clone();
-    o.set(
-        "txGet",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, key: JsValue<'js>| {
-            let key = key_arg(&ctx, &key)?;
-            let found = {
-                let actions = s.actions.borrow();
-                let Some(actions) = actions.as_ref() else {
-                    return Err(tx_closed(&ctx));
-                };
-                actions
-                    .get(&key)
-                    .map_err(|m| Exception::throw_message(&ctx, &m))?
-                    .map(Action::to_value)
-            };
-            match found {
-                Some(v) => to_js(&ctx, &v),
-                None => Ok(JsValue::new_undefined(ctx.clone())),
-            }
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "txPut",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, key: JsValue<'js>, value: JsValue<'js>| {
-                let key = key_arg(&ctx, &key)?;
-                if s.actions.borrow().is_none() {
-                    return Err(tx_closed(&ctx));
-                }
-                let value = s.from_js(&ctx, &value, "tx.put()")?;
-                let mut actions = s.actions.borrow_mut();
-                let actions = actions.as_mut().ok_or_else(|| tx_closed(&ctx))?;
-                actions
-                    .put(&key, value)
-                    .map_err(|m| Exception::throw_message(&ctx, &m))
-            },
-        )?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "txDelete",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, key: JsValue<'js>| {
-            let key = key_arg(&ctx, &key)?;
-            let mut actions = s.actions.borrow_mut();
-            let actions = actions.as_mut().ok_or_else(|| tx_closed(&ctx))?;
-            actions
-                .delete(&key)
-                .map_err(|m| Exception::throw_message(&ctx, &m))
-        })?,
-    )?;
-
-    let s = shared.clone();
-    o.set(
-        "txSystem",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, kind: String, arg: JsValue<'js>| {
-                let arg = string_arg(&ctx, &arg);
-                let action = match kind.as_str() {
-                    "addOplog" | "removeOplog" => {
-                        let Some(key) = arg.filter(|k| is_hex_key(k)) else {
-                            return Err(Exception::throw_message(
-                                &ctx,
-                                &format!("Must pass a valid {{pubkey}} string to {kind}"),
-                            ));
-                        };
-                        if kind == "addOplog" {
-                            Action::AddOplog(key)
-                        } else {
-                            Action::RemoveOplog(key)
-                        }
-                    }
-                    _ => {
-                        let Some(code) = arg else {
-                            return Err(Exception::throw_message(
-                                &ctx,
-                                "Must pass a valid {code} string to setContractSource",
-                            ));
-                        };
-                        Action::SetContractSource(code)
-                    }
-                };
-                let mut actions = s.actions.borrow_mut();
-                let actions = actions.as_mut().ok_or_else(|| tx_closed(&ctx))?;
-                actions.system(action);
-                Ok(())
-            },
-        )?,
-    )?;
-
-    Ok(o)
 }
 
 /// `contract.js:LINE:COL` of the pending exception (a syntax error), left pending.

@@ -135,6 +135,12 @@ pub trait ContractHost {
     /// `isWriter` and `oplog` in the `contract` module; read once when the contract loads.
     fn local_oplog(&self) -> Option<String>;
 
+    /// The database's (index log's) public key, hex: `index.pubkey` in the `contract`
+    /// module. Read once when the contract loads. The default is none.
+    fn index_pubkey(&self) -> Option<String> {
+        None
+    }
+
     /// The length of the participant oplog `pubkey` (hex).
     fn oplog_length(&self, pubkey: &str) -> Result<u64, HostError>;
 

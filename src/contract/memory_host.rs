@@ -34,6 +34,8 @@ pub struct MemoryHost {
     participants: Vec<String>,
     /// The local writer's oplog, if any.
     local: Option<String>,
+    /// The database key, if set.
+    index_key: Option<String>,
 }
 
 /// The Hyperbee key of a path: non-empty segments joined by `0x00`.
@@ -65,6 +67,12 @@ impl MemoryHost {
     pub fn with_local_writer(mut self, pubkey: &str) -> Self {
         self.add_oplog(pubkey);
         self.local = Some(pubkey.to_owned());
+        self
+    }
+
+    /// Sets the database (index log) key that `index.pubkey` shows.
+    pub fn with_index_pubkey(mut self, pubkey: &str) -> Self {
+        self.index_key = Some(pubkey.to_owned());
         self
     }
 
@@ -141,6 +149,7 @@ impl MemoryHost {
             oplogs: self.oplogs.clone(),
             participants: self.participants.clone(),
             local: self.local.clone(),
+            index_key: self.index_key.clone(),
             ..MemoryHost::new()
         };
         for w in self.history.iter().take_while(|w| w.seq < version) {
@@ -235,6 +244,10 @@ impl ContractHost for MemoryHost {
         self.local.clone()
     }
 
+    fn index_pubkey(&self) -> Option<String> {
+        self.index_key.clone()
+    }
+
     fn oplog_length(&self, pubkey: &str) -> Result<u64, HostError> {
         Ok(self.oplog(pubkey)?.len() as u64)
     }
@@ -261,6 +274,63 @@ impl ContractHost for MemoryHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The shallow listing computed the slow, obvious way: every live path, its segments
+    /// under `prefix`, grouped by first child segment, ordered by Hyperbee key bytes.
+    fn reference_list(live: &BTreeMap<String, (u64, Value)>, prefix: &str) -> Vec<ListEntry> {
+        let base: Vec<&str> = path_segments(prefix).collect();
+        let mut by_child: BTreeMap<Vec<u8>, ListEntry> = BTreeMap::new();
+        for (path, (seq, value)) in live {
+            let segs: Vec<&str> = path_segments(path).collect();
+            if segs.len() <= base.len() || segs[..base.len()] != base[..] {
+                continue;
+            }
+            let child = &segs[..=base.len()];
+            let key = child.join("\0").into_bytes();
+            let e = by_child.entry(key).or_insert_with(|| ListEntry {
+                container: false,
+                seq: None,
+                name: child[base.len()].to_owned(),
+                path: format!("/{}", child.join("/")),
+                value: Value::Undefined,
+            });
+            if segs.len() == base.len() + 1 {
+                e.seq = Some(*seq);
+                e.value = value.clone();
+            } else {
+                e.container = true;
+            }
+        }
+        by_child.into_values().collect()
+    }
+
+    proptest! {
+        #[test]
+        fn shallow_list_matches_a_reference_model(
+            writes in proptest::collection::vec(
+                (proptest::collection::vec(prop_oneof!["a", "b", "ab", "a b", "Ω", "z"], 1..4), any::<bool>()),
+                0..40,
+            ),
+            prefix in proptest::collection::vec(prop_oneof!["a", "b", "ab", "Ω"], 0..3),
+        ) {
+            let mut host = MemoryHost::new();
+            let mut live: BTreeMap<String, (u64, Value)> = BTreeMap::new();
+            for (i, (segs, is_put)) in writes.iter().enumerate() {
+                let path = format!("/{}", segs.join("/"));
+                if *is_put {
+                    let seq = host.put(&path, Value::from(i as u32));
+                    live.insert(path, (seq, Value::from(i as u32)));
+                } else {
+                    host.del(&path);
+                    live.remove(&path);
+                }
+            }
+            let prefix = format!("/{}", prefix.join("/"));
+            let ours = host.list(&prefix, &ListOptions::default()).unwrap();
+            prop_assert_eq!(ours, reference_list(&live, &prefix));
+        }
+    }
 
     fn names(v: &[ListEntry]) -> Vec<(String, bool)> {
         v.iter().map(|e| (e.path.clone(), e.container)).collect()

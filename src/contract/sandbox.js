@@ -35,6 +35,8 @@
   const isArray = Array.isArray;
   const isView = ArrayBuffer.isView;
   const objectToString = O.prototype.toString;
+  const propertyIsEnumerable = O.prototype.propertyIsEnumerable;
+  const getOwnPropertySymbols = O.getOwnPropertySymbols;
   const ProxyC = Proxy;
   const SetC = Set;
   const setHas = Set.prototype.has;
@@ -50,7 +52,7 @@
   const mapHas = mapProto.has;
   const mapEntries = mapProto.entries;
   const setValues = setProto.values;
-  const jsonStringify = JSON.stringify;
+  const functionToString = Function.prototype.toString;
 
   // 1. No code generation from strings.
   const functionProtos = [
@@ -142,6 +144,7 @@
   const oplogGet = natives.oplogGet;
   const listOplogKeys = natives.listOplogs;
   class ContractIndex {
+    constructor(pubkey) { this.pubkey = pubkey; }
     list(prefix, opts) { return hostCall(indexList, prefix, opts); }
     get(path) { return hostCall(indexGet, path); }
   }
@@ -152,7 +155,7 @@
   }
   const local = natives.localOplog();
   const contract = {
-    index: freeze(new ContractIndex()),
+    index: freeze(new ContractIndex(natives.indexPubkey())),
     oplog: typeof local === 'string' ? new ContractOplog(local) : undefined,
     isWriter: typeof local === 'string',
     listOplogs: function listOplogs() {
@@ -192,6 +195,12 @@
     throw new ErrorC(message === undefined ? generated : StringC(message));
   }
   function tag(v) { return apply(objectToString, v, []); }
+  function enumerableSymbols(o) {
+    const all = getOwnPropertySymbols(o);
+    const out = [];
+    for (let i = 0; i < all.length; i++) if (apply(propertyIsEnumerable, o, [all[i]])) out.push(all[i]);
+    return out;
+  }
   function deepStrict(a, b, memo) {
     if (objectIs(a, b)) return true;
     if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
@@ -239,6 +248,13 @@
       for (let i = 0; i < ka.length; i++) {
         if (!hasOwn(b, ka[i])) return false;
         if (!deepStrict(a[ka[i]], b[ka[i]], memo)) return false;
+      }
+      const sa = enumerableSymbols(a);
+      const sb = enumerableSymbols(b);
+      if (sa.length !== sb.length) return false;
+      for (let i = 0; i < sa.length; i++) {
+        if (!apply(propertyIsEnumerable, b, [sa[i]])) return false;
+        if (!deepStrict(a[sa[i]], b[sa[i]], memo)) return false;
       }
       return true;
     } finally {
@@ -328,5 +344,5 @@
   harden(modules);
   harden(tx);
   harden(natives.emit);
-  return freeze({ modules, tx, dateGetTime, jsonStringify });
+  return freeze({ modules, tx, dateGetTime, functionToString });
 })

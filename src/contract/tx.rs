@@ -220,6 +220,49 @@ pub fn is_hex_key(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::locale_compare;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Against a model: the last action per normalised path wins, the result is sorted
+        /// with localeCompare, and nothing under /.sys/ is ever written by put/delete.
+        #[test]
+        fn changes_match_a_last_write_wins_model(
+            ops in proptest::collection::vec(
+                (prop_oneof!["a", "/a", "a/", "/b", "B", "/é", "/.sys/x", "/", "/c/d"], proptest::option::of(0u32..5)),
+                0..30,
+            ),
+        ) {
+            let mut actions = Actions::new();
+            let mut model: Vec<(String, Option<u32>)> = Vec::new();
+            for (path, put) in &ops {
+                let r = match put {
+                    Some(v) => actions.put(path, Value::from(*v)),
+                    None => actions.delete(path),
+                };
+                let key = normalize_key(path);
+                match key {
+                    Ok(k) if !k.starts_with("/.sys/") => {
+                        prop_assert!(r.is_ok());
+                        match model.iter_mut().find(|(p, _)| *p == k) {
+                            Some(slot) => slot.1 = *put,
+                            None => model.push((k, *put)),
+                        }
+                    }
+                    _ => prop_assert!(r.is_err()),
+                }
+            }
+            model.sort_by(|a, b| locale_compare(&a.0, &b.0));
+            let expected: Vec<Change> = model
+                .into_iter()
+                .map(|(path, v)| match v {
+                    Some(v) => Change::Put { path, value: Value::from(v) },
+                    None => Change::Delete { path },
+                })
+                .collect();
+            prop_assert_eq!(actions.into_changes(), expected);
+        }
+    }
 
     #[test]
     fn normalization_follows_js_vitra() {
