@@ -186,6 +186,12 @@ pub enum BeeError {
         /// Offset of the node.
         offset: u64,
     },
+    /// A tree node returned keys out of order (a damaged index), so an ordered scan stopped.
+    #[error("keys out of order at block {seq}: the index is damaged")]
+    KeysOutOfOrder {
+        /// Block of the out-of-order key.
+        seq: u64,
+    },
     /// A checkout asked for a version the log does not have yet.
     #[error("version {version} is past the end of the log (length {length})")]
     VersionPastEnd {

@@ -51,7 +51,10 @@ type Model = BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>;
 /// kind to the tree shape (a put of `null` that is not the last block of its batch).
 type Expected = (Vec<u8>, Option<HistoryKind>, Option<Vec<u8>>);
 
-fn bounds(lo: &Option<(Vec<u8>, bool)>, hi: &Option<(Vec<u8>, bool)>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+fn bounds(
+    lo: &Option<(Vec<u8>, bool)>,
+    hi: &Option<(Vec<u8>, bool)>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let l = match lo {
         None => Bound::Unbounded,
         Some((k, true)) => Bound::Included(k.clone()),
