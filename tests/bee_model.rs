@@ -78,7 +78,7 @@ proptest! {
         let mut versions: Vec<(u64, Model)> = vec![(1, BTreeMap::new())];
         let mut expected: Vec<Expected> = Vec::new(); // index = seq - 1
 
-        let mut apply = |b: &mut vitra::bee::Batch<'_, Vec<Vec<u8>>>, op: &MOp, last: bool, model: &mut Model, expected: &mut Vec<Expected>| {
+        let apply = |b: &mut vitra::bee::Batch<'_, Vec<Vec<u8>>>, op: &MOp, last: bool, model: &mut Model, expected: &mut Vec<Expected>| {
             match op {
                 MOp::Put(k, v) => {
                     let seq = b.put(&key(*k), v.as_deref()).unwrap();
