@@ -56,13 +56,18 @@ fn main() {
         for _ in 0..n {
             let k = rnd();
             let e = bee.get(&key(k)).expect("get").expect("present");
-            assert_eq!(e.value.as_deref().map(|v| &v[..4]), Some(&k.to_be_bytes()[..]));
+            assert_eq!(
+                e.value.as_deref().map(|v| &v[..4]),
+                Some(&k.to_be_bytes()[..])
+            );
             black_box(e);
         }
         n as f64 / t.elapsed().as_secs_f64()
     };
     let warm = gets(&bee, &mut rnd);
-    println!("rust bee: random gets on {n} keys: {warm:.0} gets/s   [JS anchor: ~3,000/s; goal 5x]");
+    println!(
+        "rust bee: random gets on {n} keys: {warm:.0} gets/s   [JS anchor: ~3,000/s; goal 5x]"
+    );
     let fresh = Bee::new(bee.into_log());
     let cold = gets(&fresh, &mut rnd);
     println!("rust bee: random gets on {n} keys (fresh bee): {cold:.0} gets/s");
