@@ -113,6 +113,10 @@ proptest! {
             let mut b = bee.batch();
             for (i, o) in ops.iter().enumerate() {
                 apply(&mut b, o, Some(i) == last_writer, &mut model, &mut expected)?;
+                // the batch reads its own queued writes
+                let k = match o { MOp::Put(k, _) | MOp::Del(k) => key(*k) };
+                let seen = b.get(&k).unwrap().map(|e| (e.seq, e.value));
+                prop_assert_eq!(seen, model.get(&k).cloned(), "batch get after {:?}", o);
             }
             b.flush().unwrap();
             versions.push((bee.version(), model.clone()));
