@@ -19,6 +19,29 @@
 //! Live history is a *blocking iterator*: [`HistoryIter`] with `live: true` waits for the log
 //! to grow through [`BlockLog::wait_for_append`] (the in-memory [`SharedMemoryLog`] wakes
 //! waiters on append; the default implementation polls).
+//!
+//! ```
+//! use vitra::bee::{path_to_key, Bee, HistoryOptions, RangeOptions};
+//! use vitra::codec::Value;
+//!
+//! let mut bee = Bee::new(Vec::<Vec<u8>>::new()); // any BlockLog; here an in-memory one
+//! let mut batch = bee.batch();
+//! batch.put_value(&path_to_key("/.sys/acks/genesis"), &Value::Object(Default::default()))?;
+//! batch.put_value(&path_to_key("/counter"), &Value::Number(1.0))?;
+//! batch.flush()?; // one append: blocks 1 and 2 (block 0 is the header)
+//! let before = bee.version();
+//! bee.put_value(&path_to_key("/counter"), &Value::Number(2.0))?;
+//!
+//! let (entry, value) = bee.get_value(&path_to_key("/counter"))?.expect("present");
+//! assert_eq!((entry.seq, value), (3, Value::Number(2.0)));
+//! let old = bee.checkout(before)?.get_value(&path_to_key("/counter"))?.expect("present");
+//! assert_eq!(old.1, Value::Number(1.0));
+//! assert_eq!(bee.range(RangeOptions::all()).count(), 2);
+//! assert_eq!(bee.history(HistoryOptions::default())?.count(), 3);
+//! let root: Vec<String> = bee.list("/")?.into_iter().map(|e| e.path).collect();
+//! assert_eq!(root, ["/.sys", "/counter"]);
+//! # Ok::<(), vitra::bee::BeeError>(())
+//! ```
 
 mod cache;
 mod history;
@@ -185,6 +208,12 @@ pub enum BeeError {
         seq: u64,
         /// Offset of the node.
         offset: u64,
+    },
+    /// A tree node returned keys out of order (a damaged index), so an ordered scan stopped.
+    #[error("keys out of order at block {seq}: the index is damaged")]
+    KeysOutOfOrder {
+        /// Block of the out-of-order key.
+        seq: u64,
     },
     /// A checkout asked for a version the log does not have yet.
     #[error("version {version} is past the end of the log (length {length})")]

@@ -32,6 +32,9 @@
 //! assert_eq!(decode(&bytes)?, op);
 //! # Ok::<(), vitra::codec::CodecError>(())
 //! ```
+//!
+//! - [`bee`]: the index B-tree, our own Hyperbee 1.x (byte-identical blocks to JS Hyperbee
+//!   1.10.1): get, put/del, batch, peek/range, history (live), checkout, Vitra's shallow list.
 
 pub mod bee;
 pub mod codec;

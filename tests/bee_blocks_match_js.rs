@@ -6,75 +6,9 @@ mod bee_support;
 
 use std::time::Duration;
 
-use bee_support::{apply, hex_blocks, op_json, run_node, Op, Rng};
+use bee_support::{apply, hex_blocks, op_json, run_node, scenario, Op};
 use serde_json::json;
 use vitra::bee::Bee;
-
-fn key(rng: &mut Rng, space: u64) -> Vec<u8> {
-    // variable-length keys so that order is not just numeric order
-    let n = rng.below(space);
-    let mut k = format!("k{:x}", n * 2654435761 % 1_000_003).into_bytes();
-    if n.is_multiple_of(7) {
-        k.push(0);
-        k.extend_from_slice(b"sub");
-    }
-    k
-}
-
-fn value(rng: &mut Rng) -> Option<Vec<u8>> {
-    match rng.below(10) {
-        0 => None,
-        1 => Some(Vec::new()),
-        _ => Some((0..rng.below(12)).map(|_| rng.below(256) as u8).collect()),
-    }
-}
-
-fn single_op(rng: &mut Rng, space: u64, del_ratio: u64) -> Op {
-    if rng.below(100) < del_ratio {
-        Op::Del(key(rng, space))
-    } else {
-        Op::Put(key(rng, space), value(rng))
-    }
-}
-
-/// A batch of `n` random ops. JS Hyperbee 1.x never releases its write lock after flushing a
-/// batch that wrote nothing (every del missed), which hangs the next write; JS Vitra's batches
-/// always hold an ack put, so every generated batch holds at least one put too.
-fn batch(rng: &mut Rng, n: u64, space: u64, del_ratio: u64) -> Op {
-    let mut ops: Vec<Op> = (0..n).map(|_| single_op(rng, space, del_ratio)).collect();
-    if !ops.iter().any(|o| matches!(o, Op::Put(..))) {
-        let at = rng.below(ops.len() as u64 + 1) as usize;
-        ops.insert(at, Op::Put(key(rng, space), value(rng)));
-    }
-    Op::Batch(ops)
-}
-
-fn scenario(seed: u64) -> Vec<Op> {
-    let mut rng = Rng(seed * 0x9E37_79B9 + 17);
-    let space = [8, 40, 300, 2000][(seed % 4) as usize];
-    let mut ops = Vec::new();
-    // grow
-    let grow = 50 + rng.below(400);
-    for _ in 0..grow {
-        if rng.below(4) == 0 {
-            let n = 1 + rng.below(30);
-            ops.push(batch(&mut rng, n, space, 15));
-        } else {
-            ops.push(single_op(&mut rng, space, 10));
-        }
-    }
-    // shrink: deletes dominate, so nodes borrow, merge and the root shrinks
-    let shrink = 50 + rng.below(400);
-    for _ in 0..shrink {
-        if rng.below(3) == 0 {
-            let n = 1 + rng.below(40);
-            ops.push(batch(&mut rng, n, space, 70));
-        } else {
-            ops.push(single_op(&mut rng, space, 80));
-        }
-    }
-    ops
-}
 
 fn check(scripts: Vec<Vec<Op>>) {
     let input = json!({"scripts": scripts.iter().map(|ops| json!({"ops": ops.iter().map(op_json).collect::<Vec<_>>()})).collect::<Vec<_>>()});

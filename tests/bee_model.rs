@@ -78,7 +78,7 @@ proptest! {
         let mut versions: Vec<(u64, Model)> = vec![(1, BTreeMap::new())];
         let mut expected: Vec<Expected> = Vec::new(); // index = seq - 1
 
-        let mut apply = |b: &mut vitra::bee::Batch<'_, Vec<Vec<u8>>>, op: &MOp, last: bool, model: &mut Model, expected: &mut Vec<Expected>| {
+        let apply = |b: &mut vitra::bee::Batch<'_, Vec<Vec<u8>>>, op: &MOp, last: bool, model: &mut Model, expected: &mut Vec<Expected>| {
             match op {
                 MOp::Put(k, v) => {
                     let seq = b.put(&key(*k), v.as_deref()).unwrap();
@@ -113,6 +113,10 @@ proptest! {
             let mut b = bee.batch();
             for (i, o) in ops.iter().enumerate() {
                 apply(&mut b, o, Some(i) == last_writer, &mut model, &mut expected)?;
+                // the batch reads its own queued writes
+                let k = match o { MOp::Put(k, _) | MOp::Del(k) => key(*k) };
+                let seen = b.get(&k).unwrap().map(|e| (e.seq, e.value));
+                prop_assert_eq!(seen, model.get(&k).cloned(), "batch get after {:?}", o);
             }
             b.flush().unwrap();
             versions.push((bee.version(), model.clone()));

@@ -44,7 +44,8 @@ impl HistoryEntry {
 
 /// Which blocks a history read covers. Block numbers may be negative: `-n` means
 /// `version - n`, as in JS. `gt` wins over `gte`, `lte` over `lt`; the header (block 0) is
-/// never returned.
+/// never returned. Without an upper bound a checkout's history ends at its version; explicit
+/// bounds may reach past it, as in JS, up to the end of the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryOptions {
     /// Blocks after this one.
@@ -102,7 +103,9 @@ impl<'a, L: BlockLog> HistoryIter<'a, L> {
             (None, Some(lt)) => rel(lt, version),
             (None, None) => version,
         }
-        .min(version);
+        // JS lets explicit bounds reach past a checkout's version (the blocks exist) and waits
+        // for blocks past the log's end; we stop at the log's end instead of waiting.
+        .min(bee.log().len());
         let end = if opts.live { None } else { Some(lt) };
         let (next, end) = if opts.reverse {
             (lt, Some(gte))
@@ -150,12 +153,8 @@ impl<'a, L: BlockLog> HistoryIter<'a, L> {
                 if self.next >= end {
                     return Ok(None);
                 }
-                let len = self.bee.log().len();
-                if self.next >= len {
-                    return Err(BeeError::VersionPastEnd {
-                        version: end,
-                        length: len,
-                    });
+                if self.next >= self.bee.log().len() {
+                    return Ok(None);
                 }
             } else {
                 let deadline = Instant::now() + timeout;

@@ -122,16 +122,25 @@ pub(crate) fn shallow_list<L: BlockLog>(
     };
     let mut arr: Vec<ListEntry> = Vec::new();
     loop {
-        let (lk, incl) = lower.clone();
+        let (lower_now, incl_now) = lower.clone();
         let opts = RangeOptions {
-            gt: (!incl).then(|| lk.clone()),
-            gte: incl.then_some(lk),
+            gt: (!incl_now).then(|| lower_now.clone()),
+            gte: incl_now.then(|| lower_now.clone()),
             lt: upper.clone(),
             ..RangeOptions::default()
         };
         let Some(item) = snap.peek(opts)? else {
             return Ok(arr);
         };
+        // A damaged tree can return keys out of order; never loop on them.
+        let ordered = if incl_now {
+            item.key >= lower_now
+        } else {
+            item.key > lower_now
+        };
+        if !ordered {
+            return Err(BeeError::KeysOutOfOrder { seq: item.seq });
+        }
         let segs = segments(&item.key);
         if segs.len() > depth + 1 {
             let cpath = format!("/{}", segs[..=depth].join("/"));

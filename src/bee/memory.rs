@@ -93,3 +93,22 @@ impl BlockLog for SharedMemoryLog {
         }
     }
 }
+
+/// A bee can borrow its log mutably: `Bee::new(&mut log)`.
+impl<T: BlockLog + ?Sized> BlockLog for &mut T {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn get(&self, seq: u64) -> Result<Vec<u8>, BlockError> {
+        (**self).get(seq)
+    }
+
+    fn append_batch(&mut self, blocks: &[Vec<u8>]) -> Result<(), BlockError> {
+        (**self).append_batch(blocks)
+    }
+
+    fn wait_for_append(&self, known_len: u64, timeout: Duration) -> Result<u64, BlockError> {
+        (**self).wait_for_append(known_len, timeout)
+    }
+}

@@ -262,7 +262,7 @@ impl<'a, L: BlockLog> RangeIter<'a, L> {
             let slot = self.first_slot(&node);
             return self.push(node, slot);
         };
-        loop {
+        for _ in 0..MAX_DEPTH {
             let nkeys = node.level().keys.len() as isize;
             match search(self.bee, &node, &start)? {
                 Ok(mid) => {
@@ -292,14 +292,12 @@ impl<'a, L: BlockLog> RangeIter<'a, L> {
                         None => return Ok(()),
                         Some(n) => node = n,
                     }
-                    if self.stack.len() >= MAX_DEPTH {
-                        return Err(BeeError::TreeTooDeep {
-                            seq: self.length.saturating_sub(1),
-                        });
-                    }
                 }
             }
         }
+        Err(BeeError::TreeTooDeep {
+            seq: self.length.saturating_sub(1),
+        })
     }
 
     fn past_end(&self, key: &[u8]) -> bool {

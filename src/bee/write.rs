@@ -119,6 +119,12 @@ impl<'a, L: BlockLog> Batch<'a, L> {
         self.s.del(self.bee, key)
     }
 
+    /// Reads `key` as the batch sees it: committed blocks plus this batch's queued writes
+    /// (JS `batch.get`).
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<super::Entry>, BeeError> {
+        self.s.get(self.bee, key)
+    }
+
     /// The encoded blocks the batch would append, without appending them.
     pub fn to_blocks(&self) -> Result<Vec<Vec<u8>>, BeeError> {
         // Compaction mutates pointer objects, so run it on a copy of the pointer state.
@@ -286,6 +292,48 @@ impl Session {
         Ok(Err(s))
     }
 
+    fn get<L: BlockLog>(
+        &mut self,
+        bee: &Bee<L>,
+        key: &[u8],
+    ) -> Result<Option<super::Entry>, BeeError> {
+        if self.pending.is_empty() {
+            // nothing queued yet: `base` is not set, read the log as it is
+            return bee.get(key);
+        }
+        let Some(mut node) = self.get_root(bee)? else {
+            return Ok(None);
+        };
+        for _ in 0..MAX_DEPTH {
+            match self.search(bee, node, key)? {
+                Ok(i) => {
+                    let seq = self.nodes[node].keys[i].seq;
+                    if seq < self.base {
+                        return Ok(Some(bee.block(seq)?.entry()));
+                    }
+                    let p = usize::try_from(seq - self.base)
+                        .ok()
+                        .and_then(|i| self.pending.get(i))
+                        .ok_or(BeeError::Internal("key of an unknown pending block"))?;
+                    return Ok(Some(super::Entry {
+                        seq,
+                        key: p.key.to_vec(),
+                        value: p.value.clone(),
+                    }));
+                }
+                Err(i) => {
+                    if self.nodes[node].children.is_empty() {
+                        return Ok(None);
+                    }
+                    node = self.child_node(bee, node, i)?;
+                }
+            }
+        }
+        Err(BeeError::TreeTooDeep {
+            seq: self.base.saturating_sub(1),
+        })
+    }
+
     fn next_seq(&self) -> u64 {
         self.base + self.pending.len() as u64
     }
@@ -311,7 +359,9 @@ impl Session {
 
         while !self.nodes[node].children.is_empty() {
             if stack.len() >= MAX_DEPTH {
-                return Err(BeeError::TreeTooDeep { seq: self.base - 1 });
+                return Err(BeeError::TreeTooDeep {
+                    seq: self.base.saturating_sub(1),
+                });
             }
             stack.push(node);
             self.nodes[node].changed = true;
@@ -415,7 +465,9 @@ impl Session {
         let mut node = root;
         loop {
             if stack.len() >= MAX_DEPTH {
-                return Err(BeeError::TreeTooDeep { seq: self.base - 1 });
+                return Err(BeeError::TreeTooDeep {
+                    seq: self.base.saturating_sub(1),
+                });
             }
             stack.push(node);
             match self.search(bee, node, key)? {
@@ -464,7 +516,9 @@ impl Session {
         while !self.nodes[node].children.is_empty() {
             depth += 1;
             if depth > MAX_DEPTH {
-                return Err(BeeError::TreeTooDeep { seq: self.base - 1 });
+                return Err(BeeError::TreeTooDeep {
+                    seq: self.base.saturating_sub(1),
+                });
             }
             let i = if go_left {
                 0
