@@ -111,6 +111,10 @@ fn rust_reads_and_extends_a_js_log() {
         {
             let mut log = Log::open(Storage::Disk(dir.clone()), OpenOptions::default()).unwrap();
             assert_eq!(state["key"], hex::encode(log.public_key()), "{version}");
+            // 10.38 writes manifest version 1 headers, 10.31 version 0.
+            let manifest_version = log.header().manifest.as_ref().map(|m| m.version);
+            let want = if version == "10-38" { 1 } else { 0 };
+            assert_eq!(manifest_version, Some(want), "{version}: manifest version");
             assert_eq!(log.len(), expected.len() as u64, "{version}");
             assert_eq!(log.fork(), 1, "{version}");
             assert_eq!(state["treeHash"], hex::encode(log.tree_hash(log.len()).unwrap()));
