@@ -7,9 +7,11 @@
 //! of every signed head it created or verified, and creates/verifies proofs in the Hypercore
 //! wire format for replication and inclusion proofs.
 //!
-//! Durability: when [`Log::append_batch`] returns, the batch is on disk (data and head history
-//! are synced before the oplog entry that commits them, and the entry is synced before
-//! returning). A crash at any point reopens to a consistent prefix whose signatures verify.
+//! Durability: when [`Log::append_batch`] returns, the batch is on disk: its blocks are synced
+//! before the oplog entry that commits them, and the entry (which carries the tree nodes and
+//! the signature) is synced before returning; two `fdatasync`s per batch. Tree, bitfield, header
+//! and head history are checkpointed later (JS layout), and replay of the oplog covers a crash
+//! before that. A crash at any point reopens to a consistent prefix whose signatures verify.
 //!
 //! This module must never panic on bytes from disk or from a peer, never write a head it has
 //! not signed or verified, and never leave stored data inconsistent after an error.
@@ -1039,7 +1041,9 @@ impl Log {
             signature,
             scheme: self.scheme,
         };
-        // 1. blocks and the head record, synced before the entry that commits them.
+        // 1. blocks, synced before the entry that commits them. The head record is written
+        //    now and synced at the next checkpoint: until then the oplog entry (which carries
+        //    the signature) restores it on open.
         let mut data = Vec::with_capacity(total);
         for b in blocks {
             data.extend_from_slice(b.as_ref());
@@ -1047,7 +1051,6 @@ impl Log {
         self.files.data.write_at(self.byte_length, &data)?;
         self.persist_heads(std::slice::from_ref(&head))?;
         self.files.data.sync()?;
-        self.files.heads.sync()?;
         // 2. the oplog entry.
         let old = self.length;
         let entry = Entry {
@@ -1149,7 +1152,6 @@ impl Log {
         };
         if let Some(h) = &head {
             self.persist_heads(std::slice::from_ref(h))?;
-            self.files.heads.sync()?;
         }
         let old = self.length;
         let entry = Entry {
@@ -1236,6 +1238,9 @@ impl Log {
         }
         self.files.tree.sync()?;
         self.files.bitfield.sync()?;
+        // Head records since the last checkpoint become durable before the oplog entries that
+        // could restore them are dropped.
+        self.files.heads.sync()?;
         // 2. header into the alternate slot.
         self.header.tree.fork = self.fork;
         self.header.tree.length = self.length;

@@ -1119,7 +1119,6 @@ impl Log {
         }
         if let (true, Some(h)) = (upgraded, &head) {
             self.persist_heads(std::slice::from_ref(h))?;
-            self.files.heads.sync()?;
         }
         let entry = Entry {
             user_data: None,
