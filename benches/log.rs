@@ -50,10 +50,22 @@ fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
     println!("log append throughput, {BLOCK}-byte blocks (blocks/s; batches of {BATCH_SIZE})");
     let rust = [
-        ("disk single (durable)", single(Storage::Disk(tmp.join("single")))),
-        ("disk batch (durable)", batched(Storage::Disk(tmp.join("batch")))),
-        ("memory single", single(Storage::Memory(MemoryStorage::new()))),
-        ("memory batch", batched(Storage::Memory(MemoryStorage::new()))),
+        (
+            "disk single (durable)",
+            single(Storage::Disk(tmp.join("single"))),
+        ),
+        (
+            "disk batch (durable)",
+            batched(Storage::Disk(tmp.join("batch"))),
+        ),
+        (
+            "memory single",
+            single(Storage::Memory(MemoryStorage::new())),
+        ),
+        (
+            "memory batch",
+            batched(Storage::Memory(MemoryStorage::new())),
+        ),
         ("disk get", reads(Storage::Disk(tmp.join("reads")))),
     ];
     for (name, v) in rust {

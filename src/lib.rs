@@ -13,6 +13,10 @@
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
 //!
+//! - [`log`]: signed append-only logs (our Hypercore 10 core): JS Hypercore 10 storage format,
+//!   BLAKE2b Merkle tree, Ed25519 heads, truncation and forks, proofs, signed-head history, and
+//!   JS Vitra 0.1.3's pre-release cores.
+//!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
 //!

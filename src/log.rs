@@ -240,7 +240,9 @@ impl SignedHead {
     pub fn verify(&self, public_key: &[u8; 32]) -> bool {
         crypto::verify(
             public_key,
-            &self.scheme.signable(&self.tree_hash, self.length, self.fork),
+            &self
+                .scheme
+                .signable(&self.tree_hash, self.length, self.fork),
             &self.signature,
         )
     }
@@ -305,7 +307,12 @@ fn hexkey(k: &[u8; 32]) -> String {
 
 /// Adds `node` as a new root, merging roots into parents (as `MerkleTreeBatch.appendRoot`);
 /// returns the new length.
-pub(crate) fn append_root(roots: &mut Vec<Node>, nodes: &mut Vec<Node>, node: Node, length: u64) -> u64 {
+pub(crate) fn append_root(
+    roots: &mut Vec<Node>,
+    nodes: &mut Vec<Node>,
+    node: Node,
+    length: u64,
+) -> u64 {
     let length = length + tree::count_leaves(node.index);
     roots.push(node);
     nodes.push(node);
@@ -465,14 +472,11 @@ impl Log {
                 });
             }
         }
-        let stored_secret = header
-            .key_pair
-            .as_ref()
-            .and_then(|(pk, sk)| {
-                (pk.as_slice() == key.as_slice() && sk.len() == 64)
-                    .then(|| sk.as_slice().try_into().ok())
-                    .flatten()
-            });
+        let stored_secret = header.key_pair.as_ref().and_then(|(pk, sk)| {
+            (pk.as_slice() == key.as_slice() && sk.len() == 64)
+                .then(|| sk.as_slice().try_into().ok())
+                .flatten()
+        });
         let key_pair = match options.key_pair {
             Some(kp) => {
                 if kp.public_key != key {
@@ -529,7 +533,12 @@ impl Log {
                     length: hl,
                 });
             }
-            seen_heads.push(log.check_head(hl, log.fork, th, &log.header.tree.signature.clone())?);
+            seen_heads.push(log.check_head(
+                hl,
+                log.fork,
+                th,
+                &log.header.tree.signature.clone(),
+            )?);
         }
         // Replay entries.
         for e in state.entries {
@@ -545,7 +554,12 @@ impl Log {
         if log.header.version == HeaderVersion::Alpha {
             // Rewritten as a version-1 header on the next checkpoint; a derived secret key is
             // never written to disk. New heads use the current scheme, as JS 10.38 would.
-            if log.header.key_pair.as_ref().is_some_and(|(_, sk)| sk.len() != 64) {
+            if log
+                .header
+                .key_pair
+                .as_ref()
+                .is_some_and(|(_, sk)| sk.len() != 64)
+            {
                 log.header.key_pair = None;
             }
         }
@@ -628,7 +642,12 @@ impl Log {
                     self.unflushed.insert(n.index, *n);
                 }
                 if u.fork != self.fork {
-                    push_reorg(&mut self.header.hints.reorgs, self.fork, u.fork, u.ancestors);
+                    push_reorg(
+                        &mut self.header.hints.reorgs,
+                        self.fork,
+                        u.fork,
+                        u.ancestors,
+                    );
                 }
             }
             let roots = self.roots_at(u.length)?;

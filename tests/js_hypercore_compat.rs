@@ -19,7 +19,8 @@ fn js(version: &str, cmd: &str, dir: &std::path::Path, spec: Option<&Value>) -> 
         args.push(s.as_str());
     }
     let out = common::node::run_node("log-compat.js", &args, TIMEOUT);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("JS side printed bad JSON ({e}): {out}"))
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("JS side printed bad JSON ({e}): {out}"))
 }
 
 fn block(i: usize) -> Vec<u8> {
@@ -32,13 +33,32 @@ fn hexes(blocks: &[Vec<u8>]) -> Vec<String> {
 }
 
 fn assert_js_state(version: &str, state: &Value, log: &Log, expected: &[Vec<u8>]) {
-    assert_eq!(state["key"], hex::encode(log.public_key()), "{version}: key");
-    assert_eq!(state["discoveryKey"], hex::encode(log.discovery_key()), "{version}: dk");
+    assert_eq!(
+        state["key"],
+        hex::encode(log.public_key()),
+        "{version}: key"
+    );
+    assert_eq!(
+        state["discoveryKey"],
+        hex::encode(log.discovery_key()),
+        "{version}: dk"
+    );
     assert_eq!(state["length"], json!(expected.len()), "{version}: length");
     assert_eq!(state["fork"], json!(log.fork()), "{version}: fork");
-    assert_eq!(state["byteLength"], json!(log.byte_len()), "{version}: byteLength");
-    assert_eq!(state["treeHash"], hex::encode(log.tree_hash(log.len()).unwrap()));
-    assert_eq!(state["signatureValid"], json!(true), "{version}: JS rejects our signature");
+    assert_eq!(
+        state["byteLength"],
+        json!(log.byte_len()),
+        "{version}: byteLength"
+    );
+    assert_eq!(
+        state["treeHash"],
+        hex::encode(log.tree_hash(log.len()).unwrap())
+    );
+    assert_eq!(
+        state["signatureValid"],
+        json!(true),
+        "{version}: JS rejects our signature"
+    );
     assert_eq!(state["blocks"], json!(hexes(expected)), "{version}: blocks");
 }
 
@@ -68,7 +88,11 @@ fn js_reads_and_extends_a_rust_log() {
             expected.extend(batch);
             let state = js(version, "read", &dir, None);
             assert_js_state(version, &state, &log, &expected);
-            assert_eq!(state["writable"], json!(true), "{version}: JS sees no secret key");
+            assert_eq!(
+                state["writable"],
+                json!(true),
+                "{version}: JS sees no secret key"
+            );
         }
         // JS appends and truncates; we reopen and read everything back.
         let js_blocks: Vec<Vec<u8>> = (200..210).map(block).collect();
@@ -80,14 +104,25 @@ fn js_reads_and_extends_a_rust_log() {
         let log = Log::open(Storage::Disk(dir.clone()), OpenOptions::default()).unwrap();
         assert_eq!(log.public_key(), public_key);
         assert!(log.writable());
-        assert_eq!(log.fork(), 2, "{version}: fork after our and JS's truncation");
+        assert_eq!(
+            log.fork(),
+            2,
+            "{version}: fork after our and JS's truncation"
+        );
         assert_eq!(state["fork"], json!(2));
         assert_eq!(log.len(), expected.len() as u64);
         for (i, b) in expected.iter().enumerate() {
-            assert_eq!(log.get(i as u64).unwrap().as_deref(), Some(b.as_slice()), "{version}: block {i}");
+            assert_eq!(
+                log.get(i as u64).unwrap().as_deref(),
+                Some(b.as_slice()),
+                "{version}: block {i}"
+            );
         }
         let last = log.signed_heads().last().unwrap();
-        assert_eq!((last.length, last.fork, last.scheme), (36, 2, SignatureScheme::Compat));
+        assert_eq!(
+            (last.length, last.fork, last.scheme),
+            (36, 2, SignatureScheme::Compat)
+        );
         assert!(last.verify(&log.public_key()));
     }
 }
@@ -117,9 +152,16 @@ fn rust_reads_and_extends_a_js_log() {
             assert_eq!(manifest_version, Some(want), "{version}: manifest version");
             assert_eq!(log.len(), expected.len() as u64, "{version}");
             assert_eq!(log.fork(), 1, "{version}");
-            assert_eq!(state["treeHash"], hex::encode(log.tree_hash(log.len()).unwrap()));
+            assert_eq!(
+                state["treeHash"],
+                hex::encode(log.tree_hash(log.len()).unwrap())
+            );
             for (i, b) in expected.iter().enumerate() {
-                assert_eq!(log.get(i as u64).unwrap().as_deref(), Some(b.as_slice()), "{version}: block {i}");
+                assert_eq!(
+                    log.get(i as u64).unwrap().as_deref(),
+                    Some(b.as_slice()),
+                    "{version}: block {i}"
+                );
             }
             assert!(log.writable(), "{version}: secret key from the JS header");
             let more: Vec<Vec<u8>> = (300..340).map(block).collect();
@@ -147,6 +189,9 @@ fn js_reads_an_empty_and_a_fully_truncated_rust_log() {
         log.append_batch(&[b"a".to_vec(), b"b".to_vec()]).unwrap();
         log.truncate(0).unwrap();
         let state = js(version, "read", &dir, None);
-        assert_eq!((state["length"].clone(), state["fork"].clone()), (json!(0), json!(1)));
+        assert_eq!(
+            (state["length"].clone(), state["fork"].clone()),
+            (json!(0), json!(1))
+        );
     }
 }

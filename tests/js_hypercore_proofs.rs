@@ -24,11 +24,19 @@ fn requests(w: &Log) -> Vec<ProofRequest> {
     let mut scratch =
         Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
     let mut out = vec![ProofRequest {
-        seek: Some(RequestSeek { bytes: 500, padding: 0 }),
-        upgrade: Some(RequestUpgrade { start: 0, length: 31 }),
+        seek: Some(RequestSeek {
+            bytes: 500,
+            padding: 0,
+        }),
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: 31,
+        }),
         ..Default::default()
     }];
-    scratch.verify_and_apply_proof(&w.create_proof(&out[0]).unwrap()).unwrap();
+    scratch
+        .verify_and_apply_proof(&w.create_proof(&out[0]).unwrap())
+        .unwrap();
     for (is_block, index) in [(true, 3u64), (false, 9), (true, 20), (true, 5), (true, 30)] {
         let flat = if is_block { 2 * index } else { index };
         let rb = RequestBlock {
@@ -36,11 +44,19 @@ fn requests(w: &Log) -> Vec<ProofRequest> {
             nodes: scratch.missing_nodes(flat).unwrap(),
         };
         let req = if is_block {
-            ProofRequest { block: Some(rb), ..Default::default() }
+            ProofRequest {
+                block: Some(rb),
+                ..Default::default()
+            }
         } else {
-            ProofRequest { hash: Some(rb), ..Default::default() }
+            ProofRequest {
+                hash: Some(rb),
+                ..Default::default()
+            }
         };
-        scratch.verify_and_apply_proof(&w.create_proof(&req).unwrap()).unwrap();
+        scratch
+            .verify_and_apply_proof(&w.create_proof(&req).unwrap())
+            .unwrap();
         out.push(req);
     }
     out
@@ -68,10 +84,17 @@ fn js_applies_rust_proofs_and_rust_applies_js_proofs_identically() {
         let mut args = vec![version, "prove", dir_s.as_str()];
         args.extend(req_hex.iter().map(|s| s.as_str()));
         let out = common::node::run_node("proof-compat.js", &args, TIMEOUT);
-        let theirs: Vec<Vec<u8>> = out.lines().map(|l| hex::decode(l.trim()).unwrap()).collect();
+        let theirs: Vec<Vec<u8>> = out
+            .lines()
+            .map(|l| hex::decode(l.trim()).unwrap())
+            .collect();
         assert_eq!(theirs.len(), ours.len(), "{version}");
         for (i, (t, o)) in theirs.iter().zip(&ours).enumerate() {
-            assert_eq!(hex::encode(t), hex::encode(o.encode(i as u64)), "{version}: proof {i} differs");
+            assert_eq!(
+                hex::encode(t),
+                hex::encode(o.encode(i as u64)),
+                "{version}: proof {i} differs"
+            );
         }
         // Rust replica applies JS proofs.
         let mut r =
@@ -88,12 +111,20 @@ fn js_applies_rust_proofs_and_rust_applies_js_proofs_identically() {
         assert_eq!(r.get(30).unwrap(), Some(block(30)));
         // JS replica applies ours.
         let key = hex::encode(w.public_key());
-        let data_hex: Vec<String> = ours.iter().enumerate().map(|(i, p)| hex::encode(p.encode(i as u64))).collect();
+        let data_hex: Vec<String> = ours
+            .iter()
+            .enumerate()
+            .map(|(i, p)| hex::encode(p.encode(i as u64)))
+            .collect();
         let mut args = vec![version, "verify", key.as_str()];
         args.extend(data_hex.iter().map(|s| s.as_str()));
         let out = common::node::run_node("proof-compat.js", &args, TIMEOUT);
         let state: Value = serde_json::from_str(out.trim()).unwrap();
-        assert_eq!(state["results"], json!([true, true, true, true, true, true]), "{version}: {state}");
+        assert_eq!(
+            state["results"],
+            json!([true, true, true, true, true, true]),
+            "{version}: {state}"
+        );
         assert_eq!(state["length"], json!(31));
         assert_eq!(state["treeHash"], hex::encode(w.tree_hash(31).unwrap()));
         assert_eq!(state["blocks"][3], hex::encode(block(3)));

@@ -38,20 +38,24 @@ fn crash_child_writer() {
     log.set_checkpoint_bytes(16 * 1024);
     let mut salt = log.len() * 31 + log.fork() * 7;
     loop {
-        salt = salt.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        salt = salt
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let r = salt >> 33;
-        if r % 17 == 0 && log.len() > 4 {
+        if r.is_multiple_of(17) && log.len() > 4 {
             let to = log.len() - 1 - (r % 3);
             log.truncate(to).unwrap();
             println!("truncate {} {}", log.len(), log.fork());
             continue;
         }
-        if r % 29 == 0 {
+        if r.is_multiple_of(29) {
             log.flush().unwrap();
         }
         let n = 1 + (r % 40);
         let start = log.len();
-        let batch: Vec<Vec<u8>> = (start..start + n).map(|s| block(s, log.fork(), r + s)).collect();
+        let batch: Vec<Vec<u8>> = (start..start + n)
+            .map(|s| block(s, log.fork(), r + s))
+            .collect();
         let len = log.append_batch(&batch).unwrap();
         println!("len {} {}", len, log.fork());
     }
@@ -62,13 +66,24 @@ fn verify_reopen(dir: &Path, reported: Option<(u64, u64)>) -> (u64, u64) {
         .unwrap_or_else(|e| panic!("reopen after crash failed: {e}"));
     assert!(log.writable());
     if let Some((len, fork)) = reported {
-        assert!(log.fork() >= fork, "fork went back from {fork} to {}", log.fork());
+        assert!(
+            log.fork() >= fork,
+            "fork went back from {fork} to {}",
+            log.fork()
+        );
         if log.fork() == fork {
-            assert!(log.len() >= len, "durable length {len} lost: reopened at {}", log.len());
+            assert!(
+                log.len() >= len,
+                "durable length {len} lost: reopened at {}",
+                log.len()
+            );
         }
     }
     for seq in 0..log.len() {
-        let b = log.get(seq).unwrap().unwrap_or_else(|| panic!("block {seq} missing"));
+        let b = log
+            .get(seq)
+            .unwrap()
+            .unwrap_or_else(|| panic!("block {seq} missing"));
         let (s, f) = parse(&b).unwrap_or_else(|| panic!("block {seq} garbled: {b:?}"));
         assert_eq!(s, seq);
         assert!(f <= log.fork());
@@ -79,11 +94,16 @@ fn verify_reopen(dir: &Path, reported: Option<(u64, u64)>) -> (u64, u64) {
     let recent = heads.len().saturating_sub(10);
     for (i, h) in heads.iter().enumerate() {
         if i >= recent || i % step == 0 {
-            assert!(h.verify(&log.public_key()), "head {} / {} invalid", h.length, h.fork);
+            assert!(
+                h.verify(&log.public_key()),
+                "head {} / {} invalid",
+                h.length,
+                h.fork
+            );
         }
     }
     let last = log.signed_heads().last().map(|h| (h.length, h.fork));
-    if log.len() > 0 {
+    if !log.is_empty() {
         assert_eq!(last, Some((log.len(), log.fork())));
     }
     (log.len(), log.fork())
@@ -99,7 +119,13 @@ fn log_survives_being_killed_at_random_points() {
     let mut last_len = 0;
     for round in 0..25 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("VITRA_CRASH_DIR", &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -9,9 +9,11 @@ use vitra::log::{Log, LogError, MemoryStorage, OpenOptions, Proof, ProofRequest,
 fn sample_log() -> MemoryStorage {
     let m = MemoryStorage::new();
     let mut log = Log::create(Storage::Memory(m.clone())).unwrap();
-    log.append_batch(&[b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]).unwrap();
+    log.append_batch(&[b"one".to_vec(), b"two".to_vec(), b"three".to_vec()])
+        .unwrap();
     log.flush().unwrap();
-    log.append_batch(&[b"four".to_vec(), vec![7u8; 300]]).unwrap();
+    log.append_batch(&[b"four".to_vec(), vec![7u8; 300]])
+        .unwrap();
     log.truncate(4).unwrap();
     log.append(b"five").unwrap();
     m
@@ -20,7 +22,11 @@ fn sample_log() -> MemoryStorage {
 fn copy_with(m: &MemoryStorage, name: &str, bytes: Vec<u8>) -> MemoryStorage {
     let out = MemoryStorage::new();
     for f in ["oplog", "tree", "bitfield", "data", "heads"] {
-        let b = if f == name { bytes.clone() } else { m.snapshot(f) };
+        let b = if f == name {
+            bytes.clone()
+        } else {
+            m.snapshot(f)
+        };
         let st = Storage::Memory(out.clone());
         let file = st.open_file(f).unwrap();
         file.write_at(0, &b).unwrap();
@@ -94,7 +100,9 @@ fn both_header_slots_corrupt_is_a_typed_error_naming_the_oplog() {
     oplog[10] ^= 0xff;
     oplog[4096 + 10] ^= 0xff;
     let damaged = copy_with(&m, "oplog", oplog);
-    let err = Log::open(Storage::Memory(damaged), OpenOptions::default()).err().unwrap();
+    let err = Log::open(Storage::Memory(damaged), OpenOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LogError::NoValidHeader { .. }), "{err}");
     assert!(err.to_string().contains("oplog"));
 }
@@ -106,7 +114,9 @@ fn missing_tree_nodes_are_a_typed_error_naming_the_tree_file() {
     log.flush().unwrap();
     drop(log);
     let damaged = copy_with(&m, "tree", vec![]);
-    let err = Log::open(Storage::Memory(damaged), OpenOptions::default()).err().unwrap();
+    let err = Log::open(Storage::Memory(damaged), OpenOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LogError::MissingNode { .. }), "{err}");
     assert!(err.to_string().contains("tree"));
 }
@@ -115,7 +125,9 @@ fn missing_tree_nodes_are_a_typed_error_naming_the_tree_file() {
 fn short_data_file_is_a_typed_error_naming_the_data_file() {
     let m = sample_log();
     let damaged = copy_with(&m, "data", b"on".to_vec());
-    let err = Log::open(Storage::Memory(damaged), OpenOptions::default()).err().unwrap();
+    let err = Log::open(Storage::Memory(damaged), OpenOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("data"));
 }

@@ -34,12 +34,20 @@ fn subtree(blocks: &[Vec<u8>], index: u64) -> Node {
     let depth = (!index).trailing_zeros();
     if depth == 0 {
         let b = &blocks[(index / 2) as usize];
-        return Node { index, size: b.len() as u64, hash: leaf_hash(b) };
+        return Node {
+            index,
+            size: b.len() as u64,
+            hash: leaf_hash(b),
+        };
     }
     let half = 1u64 << (depth - 1);
     let l = subtree(blocks, index - half);
     let r = subtree(blocks, index + half);
-    Node { index, size: l.size + r.size, hash: parent_hash(&l, &r) }
+    Node {
+        index,
+        size: l.size + r.size,
+        hash: parent_hash(&l, &r),
+    }
 }
 
 fn model_tree_hash(blocks: &[Vec<u8>]) -> [u8; 32] {
@@ -53,19 +61,28 @@ fn model_tree_hash(blocks: &[Vec<u8>]) -> [u8; 32] {
 fn check(log: &Log, model: &[Vec<u8>], fork: u64) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.len(), model.len() as u64);
     prop_assert_eq!(log.fork(), fork);
-    prop_assert_eq!(log.byte_len(), model.iter().map(|b| b.len() as u64).sum::<u64>());
+    prop_assert_eq!(
+        log.byte_len(),
+        model.iter().map(|b| b.len() as u64).sum::<u64>()
+    );
     for (i, b) in model.iter().enumerate() {
         prop_assert_eq!(log.get(i as u64).unwrap(), Some(b.clone()), "block {}", i);
     }
     prop_assert_eq!(log.get(model.len() as u64).unwrap(), None);
-    prop_assert_eq!(log.tree_hash(model.len() as u64).unwrap(), model_tree_hash(model));
+    prop_assert_eq!(
+        log.tree_hash(model.len() as u64).unwrap(),
+        model_tree_hash(model)
+    );
     if !model.is_empty() {
         let head = log.signed_heads().last().unwrap();
         prop_assert_eq!((head.length, head.fork), (model.len() as u64, fork));
         prop_assert!(head.verify(&log.public_key()));
         // Older lengths' tree hashes too.
         let mid = model.len() / 2;
-        prop_assert_eq!(log.tree_hash(mid as u64).unwrap(), model_tree_hash(&model[..mid]));
+        prop_assert_eq!(
+            log.tree_hash(mid as u64).unwrap(),
+            model_tree_hash(&model[..mid])
+        );
     }
     Ok(())
 }
@@ -94,7 +111,11 @@ fn run(ops: Vec<Op>, disk: bool) -> Result<(), TestCaseError> {
                 prop_assert_eq!(n, model.len() as u64);
             }
             Op::Truncate(t) => {
-                let to = if model.is_empty() { 0 } else { t as usize % (model.len() + 1) };
+                let to = if model.is_empty() {
+                    0
+                } else {
+                    t as usize % (model.len() + 1)
+                };
                 log.truncate(to as u64).unwrap();
                 model.truncate(to);
                 fork += 1;
@@ -104,7 +125,10 @@ fn run(ops: Vec<Op>, disk: bool) -> Result<(), TestCaseError> {
                 drop(log);
                 log = Log::open(
                     storage.clone(),
-                    OpenOptions { checkpoint_bytes: small.then_some(64), ..Default::default() },
+                    OpenOptions {
+                        checkpoint_bytes: small.then_some(64),
+                        ..Default::default()
+                    },
                 )
                 .unwrap();
                 prop_assert_eq!(log.public_key(), key);

@@ -37,7 +37,10 @@ fn replica_follows_writer_through_upgrades_blocks_and_reopen() {
     // Upgrade to 20 with block 3.
     let req = ProofRequest {
         block: Some(RequestBlock { index: 3, nodes: 0 }),
-        upgrade: Some(RequestUpgrade { start: 0, length: 20 }),
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: 20,
+        }),
         ..Default::default()
     };
     let p = wire(&w.create_proof(&req).unwrap());
@@ -75,7 +78,10 @@ fn upgrade_from_a_partial_replica_and_hash_and_seek_proofs() {
     let mut r = Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
     let p = w
         .create_proof(&ProofRequest {
-            upgrade: Some(RequestUpgrade { start: 0, length: 10 }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 10,
+            }),
             ..Default::default()
         })
         .unwrap();
@@ -86,8 +92,14 @@ fn upgrade_from_a_partial_replica_and_hash_and_seek_proofs() {
     // Upgrade 10 -> 33 with a block inside the new range.
     let p = w
         .create_proof(&ProofRequest {
-            block: Some(RequestBlock { index: 25, nodes: 0 }),
-            upgrade: Some(RequestUpgrade { start: 10, length: 23 }),
+            block: Some(RequestBlock {
+                index: 25,
+                nodes: 0,
+            }),
+            upgrade: Some(RequestUpgrade {
+                start: 10,
+                length: 23,
+            }),
             ..Default::default()
         })
         .unwrap();
@@ -111,8 +123,14 @@ fn upgrade_from_a_partial_replica_and_hash_and_seek_proofs() {
         Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
     let p = w
         .create_proof(&ProofRequest {
-            seek: Some(RequestSeek { bytes: 100, padding: 0 }),
-            upgrade: Some(RequestUpgrade { start: 0, length: 33 }),
+            seek: Some(RequestSeek {
+                bytes: 100,
+                padding: 0,
+            }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 33,
+            }),
             ..Default::default()
         })
         .unwrap();
@@ -134,14 +152,19 @@ fn inclusion_proof_anchored_to_an_older_signed_head_verifies_remotely() {
     let w = writer(30);
     // Heads exist at 7, 14, 21, 28, 30 (batches of 7).
     for (seq, length) in [(0, 7), (6, 7), (10, 14), (27, 28), (29, 30)] {
-        let p = w.create_proof_at(&inclusion_request(seq, length), length).unwrap();
+        let p = w
+            .create_proof_at(&inclusion_request(seq, length), length)
+            .unwrap();
         let v = verify_remote(&w.public_key(), &wire(&p)).unwrap();
         let head = v.head.unwrap();
         assert_eq!(head.length, length);
         assert_eq!(head.tree_hash, w.tree_hash(length).unwrap());
         assert_eq!(v.block, Some((seq, block(seq))));
     }
-    assert!(w.create_proof_at(&inclusion_request(0, 9), 9).is_err(), "no head at 9");
+    assert!(
+        w.create_proof_at(&inclusion_request(0, 9), 9).is_err(),
+        "no head at 9"
+    );
 }
 
 #[test]
@@ -149,7 +172,10 @@ fn tampered_proofs_are_rejected() {
     let w = writer(20);
     let req = ProofRequest {
         block: Some(RequestBlock { index: 5, nodes: 0 }),
-        upgrade: Some(RequestUpgrade { start: 0, length: 20 }),
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: 20,
+        }),
         ..Default::default()
     };
     let good = w.create_proof(&req).unwrap();
@@ -161,12 +187,20 @@ fn tampered_proofs_are_rejected() {
     bad_node.upgrade.as_mut().unwrap().nodes[0].hash[0] ^= 1;
     let mut wrong_fork = good.clone();
     wrong_fork.fork = 3;
-    for (name, p) in [("block", bad_block), ("sig", bad_sig), ("node", bad_node), ("fork", wrong_fork)] {
+    for (name, p) in [
+        ("block", bad_block),
+        ("sig", bad_sig),
+        ("node", bad_node),
+        ("fork", wrong_fork),
+    ] {
         let mut r =
             Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
         let err = r.verify_and_apply_proof(&p).unwrap_err();
         assert!(
-            matches!(err, LogError::SignatureInvalid { .. } | LogError::InvalidProof { .. }),
+            matches!(
+                err,
+                LogError::SignatureInvalid { .. } | LogError::InvalidProof { .. }
+            ),
             "{name}: {err}"
         );
         assert_eq!(r.len(), 0, "{name}: nothing applied");
@@ -174,7 +208,9 @@ fn tampered_proofs_are_rejected() {
     }
     // Garbage bytes never panic.
     for n in 0..200u32 {
-        let bytes: Vec<u8> = (0..n).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        let bytes: Vec<u8> = (0..n)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
         let _ = Proof::decode(&bytes);
         let _ = ProofRequest::decode(&bytes);
     }
@@ -184,10 +220,19 @@ fn tampered_proofs_are_rejected() {
 fn request_round_trips_the_wire_format() {
     let req = ProofRequest {
         fork: 2,
-        block: Some(RequestBlock { index: 300, nodes: 2 }),
+        block: Some(RequestBlock {
+            index: 300,
+            nodes: 2,
+        }),
         hash: None,
-        seek: Some(RequestSeek { bytes: 70000, padding: 0 }),
-        upgrade: Some(RequestUpgrade { start: 4, length: 1 }),
+        seek: Some(RequestSeek {
+            bytes: 70000,
+            padding: 0,
+        }),
+        upgrade: Some(RequestUpgrade {
+            start: 4,
+            length: 1,
+        }),
         manifest: true,
         priority: 1,
     };

@@ -71,13 +71,20 @@ fn every_fixture_block_reads_back_byte_exact_and_keys_derive_from_profile() {
             let log = store
                 .open(&key(&pk), None)
                 .unwrap_or_else(|e| panic!("{name}: open {pk}: {e}"));
-            assert!(log.writable(), "{name}: key pair of {pk} not derived from profile");
+            assert!(
+                log.writable(),
+                "{name}: key pair of {pk} not derived from profile"
+            );
             assert_eq!(log.len(), expected.len() as u64, "{name}: length of {pk}");
             for b in &expected {
                 let seq = b["seq"].as_u64().unwrap();
                 let want = hex::decode(b["hex"].as_str().unwrap()).unwrap();
                 let got = log.get(seq).unwrap();
-                assert_eq!(got.as_deref(), Some(want.as_slice()), "{name}: {pk} block {seq}");
+                assert_eq!(
+                    got.as_deref(),
+                    Some(want.as_slice()),
+                    "{name}: {pk} block {seq}"
+                );
             }
             assert_eq!(log.get(expected.len() as u64).unwrap(), None);
             // The current head was signed with the pre-release scheme.

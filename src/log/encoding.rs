@@ -203,8 +203,10 @@ mod tests {
     fn truncated_input_is_an_error() {
         assert!(Reader::new(&[0xfe, 1]).uint("n").is_err());
         assert!(Reader::new(&[5, 1, 2]).buffer("b").is_err());
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
-            .buffer("b")
-            .is_err());
+        assert!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .buffer("b")
+                .is_err()
+        );
     }
 }

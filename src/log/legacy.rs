@@ -67,7 +67,9 @@ pub fn open_core(storage: Storage, master: &[u8; 32]) -> Result<Log> {
     if log.writable() {
         return Ok(log);
     }
-    let Some(name) = log.user_data(NAME_KEY).map(|v| String::from_utf8_lossy(v).into_owned())
+    let Some(name) = log
+        .user_data(NAME_KEY)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
     else {
         return Ok(log);
     };

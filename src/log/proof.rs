@@ -184,8 +184,16 @@ impl ProofRequest {
                     nodes: r.uint("request nodes")?,
                 })
             };
-            let block = if flags & 1 != 0 { Some(rb(&mut r)?) } else { None };
-            let hash = if flags & 2 != 0 { Some(rb(&mut r)?) } else { None };
+            let block = if flags & 1 != 0 {
+                Some(rb(&mut r)?)
+            } else {
+                None
+            };
+            let hash = if flags & 2 != 0 {
+                Some(rb(&mut r)?)
+            } else {
+                None
+            };
             let seek = if flags & 4 != 0 {
                 Some(RequestSeek {
                     bytes: r.uint("seek bytes")?,
@@ -202,7 +210,11 @@ impl ProofRequest {
             } else {
                 None
             };
-            let priority = if flags & 32 != 0 { r.uint("priority")? } else { 0 };
+            let priority = if flags & 32 != 0 {
+                r.uint("priority")?
+            } else {
+                0
+            };
             Ok((
                 id,
                 ProofRequest {
@@ -418,16 +430,25 @@ fn climb(it: &mut Iter) -> Result<u64, String> {
 /// Hashes the block/hash/seek parts up to one untrusted root (JS `verifyTree`).
 fn verify_tree(proof: &Proof, out: &mut Vec<Node>) -> Result<Option<Node>, String> {
     check_indexes(proof)?;
-    let untrusted: Option<(u64, Option<&[u8]>, &[Node])> = if let Some(b) = &proof.block {
+    // (flat index, block bytes for a block proof, uncle nodes)
+    type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [Node]);
+    let untrusted: Option<Untrusted> = if let Some(b) = &proof.block {
         let index = b
             .index
             .checked_mul(2)
             .ok_or_else(|| bad("block index overflows"))?;
         Some((index, Some(&b.value), &b.nodes))
     } else {
-        proof.hash.as_ref().map(|h| (h.index, None, h.nodes.as_slice()))
+        proof
+            .hash
+            .as_ref()
+            .map(|h| (h.index, None, h.nodes.as_slice()))
     };
-    let seek_nodes = proof.seek.as_ref().map(|s| s.nodes.as_slice()).unwrap_or(&[]);
+    let seek_nodes = proof
+        .seek
+        .as_ref()
+        .map(|s| s.nodes.as_slice())
+        .unwrap_or(&[]);
     if untrusted.is_none() && seek_nodes.is_empty() {
         return Ok(None);
     }
@@ -614,15 +635,23 @@ pub fn verify_remote(public_key: &[u8; 32], proof: &Proof) -> Result<VerifiedPro
     let root = verify_tree(proof, &mut batch.nodes).map_err(&invalid)?;
     let consumed = verify_upgrade(upgrade, root, &mut batch).map_err(&invalid)?;
     if !consumed {
-        return Err(invalid("block or hash part is not covered by the upgrade".into()));
+        return Err(invalid(
+            "block or hash part is not covered by the upgrade".into(),
+        ));
     }
     let th = crypto::tree_hash(&batch.roots);
-    let scheme = detect_scheme(public_key, &th, batch.length, proof.fork, &upgrade.signature)
-        .ok_or(LogError::SignatureInvalid {
-            key: key.clone(),
-            length: batch.length,
-            fork: proof.fork,
-        })?;
+    let scheme = detect_scheme(
+        public_key,
+        &th,
+        batch.length,
+        proof.fork,
+        &upgrade.signature,
+    )
+    .ok_or(LogError::SignatureInvalid {
+        key: key.clone(),
+        length: batch.length,
+        fork: proof.fork,
+    })?;
     let signature: [u8; 64] = upgrade
         .signature
         .as_slice()
@@ -881,7 +910,10 @@ impl Log {
         }
         let (from, to) = match &req.upgrade {
             Some(u) => {
-                let from = u.start.checked_mul(2).ok_or_else(|| invalid("upgrade start"))?;
+                let from = u
+                    .start
+                    .checked_mul(2)
+                    .ok_or_else(|| invalid("upgrade start"))?;
                 let to = u
                     .length
                     .checked_mul(2)
@@ -919,7 +951,9 @@ impl Log {
         };
         if let (Some(_), Some(_), Some(n)) = (&req.seek, &req.upgrade, &node) {
             if n.index >= from {
-                return Err(invalid("cannot both seek and request a block when upgrading"));
+                return Err(invalid(
+                    "cannot both seek and request a block when upgrading",
+                ));
             }
         }
         let mut p = Parts::default();
@@ -963,7 +997,9 @@ impl Log {
         let p_node = load(&p.node)?;
         if let Some(b) = &req.block {
             let nodes = p_node.ok_or_else(|| invalid("invalid block request"))?;
-            let value = self.get(b.index)?.ok_or_else(|| invalid("block not stored"))?;
+            let value = self
+                .get(b.index)?
+                .ok_or_else(|| invalid("block not stored"))?;
             result.block = Some(DataBlock {
                 index: b.index,
                 value,
@@ -1079,7 +1115,10 @@ impl Log {
         }
         if let Some(b) = &proof.block {
             if b.index >= batch.length {
-                return Err(invalid(format!("block {} beyond length {}", b.index, batch.length)));
+                return Err(invalid(format!(
+                    "block {} beyond length {}",
+                    b.index, batch.length
+                )));
             }
         }
         let mut head = None;

@@ -21,8 +21,11 @@ pub enum Storage {
 /// In-memory files keyed by name; clones share the same files.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
-    files: Arc<Mutex<HashMap<String, Arc<Mutex<Vec<u8>>>>>>,
+    files: Arc<Mutex<HashMap<String, SharedFile>>>,
 }
+
+/// One in-memory file, shared between handles.
+type SharedFile = Arc<Mutex<Vec<u8>>>;
 
 impl MemoryStorage {
     /// An empty in-memory storage.
