@@ -185,6 +185,12 @@ pub enum LogError {
         #[source]
         source: DecodeError,
     },
+    /// One oplog entry (a batch's tree nodes) would exceed the 1 GiB frame limit.
+    #[error("batch too large: its oplog entry would be {bytes} bytes")]
+    BatchTooLarge {
+        /// Encoded entry size.
+        bytes: usize,
+    },
     /// The system random generator failed.
     #[error("random generator failed: {0}")]
     Random(String),
@@ -303,6 +309,10 @@ pub struct Log {
 
 fn hexkey(k: &[u8; 32]) -> String {
     hex::encode(k)
+}
+
+fn total_size(roots: &[Node]) -> u64 {
+    roots.iter().fold(0u64, |a, r| a.saturating_add(r.size))
 }
 
 /// Adds `node` as a new root, merging roots into parents (as `MerkleTreeBatch.appendRoot`);
@@ -521,9 +531,15 @@ impl Log {
         };
         // Roots of the header's head come from the tree file.
         let hl = log.header.tree.length;
+        if hl > MAX_LENGTH {
+            return Err(LogError::Corrupt {
+                path: log.files.oplog.path.clone(),
+                detail: format!("header length {hl} out of range"),
+            });
+        }
         log.roots = log.roots_at_stored(hl)?;
         log.length = hl;
-        log.byte_length = log.roots.iter().map(|r| r.size).sum();
+        log.byte_length = total_size(&log.roots);
         let mut seen_heads: Vec<SignedHead> = Vec::new();
         if hl > 0 {
             let th = crypto::tree_hash(&log.roots);
@@ -622,6 +638,39 @@ impl Log {
     }
 
     fn apply_entry(&mut self, e: Entry, seen: &mut Vec<SignedHead>) -> Result<()> {
+        let corrupt = |detail: String| LogError::Corrupt {
+            path: self.files.oplog.path.clone(),
+            detail,
+        };
+        let new_length = e.tree_upgrade.as_ref().map_or(self.length, |u| u.length);
+        if let Some(u) = &e.tree_upgrade {
+            if u.length > MAX_LENGTH || u.ancestors > u.length.min(self.length) {
+                return Err(corrupt(format!(
+                    "entry upgrade to {} (ancestors {}) from {}",
+                    u.length, u.ancestors, self.length
+                )));
+            }
+        }
+        if let Some(b) = &e.bitfield {
+            let end = b.start.checked_add(b.length);
+            if end.is_none_or(|end| !b.drop && end > new_length.max(self.length)) {
+                return Err(corrupt(format!(
+                    "entry bitfield range {}+{} beyond length {}",
+                    b.start, b.length, new_length
+                )));
+            }
+        }
+        if let Some(n) = e
+            .tree_nodes
+            .iter()
+            .flatten()
+            .find(|n| n.index >= 2 * MAX_LENGTH)
+        {
+            return Err(corrupt(format!(
+                "entry tree node index {} out of range",
+                n.index
+            )));
+        }
         if let Some((k, v)) = &e.user_data {
             self.header.set_user_data(k, Some(v));
         }
@@ -651,7 +700,7 @@ impl Log {
                 }
             }
             let roots = self.roots_at(u.length)?;
-            self.byte_length = roots.iter().map(|r| r.size).sum();
+            self.byte_length = total_size(&roots);
             self.roots = roots;
             self.length = u.length;
             self.fork = u.fork;
@@ -856,7 +905,7 @@ impl Log {
         for root in &self.roots {
             head += 2 * ((root.index - head) + 1);
             if index >= head {
-                offset += root.size;
+                offset = offset.saturating_add(root.size);
                 continue;
             }
             let mut it = tree::Iter::new(root.index);
@@ -865,7 +914,7 @@ impl Log {
                     it.left_child();
                 } else {
                     let l = it.left_child();
-                    offset += self.required_node(l)?.size;
+                    offset = offset.saturating_add(self.required_node(l)?.size);
                     it.sibling();
                 }
             }
@@ -1032,6 +1081,13 @@ impl Log {
         if blocks.is_empty() {
             return Ok(self.length);
         }
+        if self.length.saturating_add(blocks.len() as u64) > MAX_LENGTH {
+            return Err(LogError::OutOfBounds {
+                what: "length after append",
+                requested: self.length.saturating_add(blocks.len() as u64),
+                length: self.length,
+            });
+        }
         let mut roots = self.roots.clone();
         let mut nodes = Vec::with_capacity(blocks.len() * 2);
         let mut length = self.length;
@@ -1098,7 +1154,7 @@ impl Log {
         }
         self.roots = roots;
         self.length = length;
-        self.byte_length += total as u64;
+        self.byte_length = self.byte_length.saturating_add(total as u64);
         self.signature = signature.to_vec();
         self.header.tree = TreeHeader {
             fork: self.fork,
@@ -1127,6 +1183,9 @@ impl Log {
     fn write_entry(&mut self, entry: &Entry) -> Result<()> {
         let mut w = Writer::new();
         entry.encode(&mut w);
+        if w.buf.len() >= 1 << 30 {
+            return Err(LogError::BatchTooLarge { bytes: w.buf.len() });
+        }
         let mut framed = Vec::with_capacity(w.buf.len() + 8);
         oplog::frame(&w.buf, oplog::entry_bit(self.headers), false, &mut framed);
         self.files
@@ -1197,7 +1256,7 @@ impl Log {
         if self.header.hints.contiguous_length > new_length {
             self.header.hints.contiguous_length = new_length;
         }
-        self.byte_length = roots.iter().map(|r| r.size).sum();
+        self.byte_length = total_size(&roots);
         self.roots = roots;
         self.length = new_length;
         self.fork = fork;
@@ -1309,6 +1368,9 @@ impl Log {
         Ok(())
     }
 }
+
+/// Largest length (in blocks) a stored head may claim; keeps flat-tree arithmetic exact.
+const MAX_LENGTH: u64 = 1 << 55;
 
 fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
     if from == to {
