@@ -15,6 +15,25 @@
 //!
 //! This module must never panic on bytes from disk or from a peer, never write a head it has
 //! not signed or verified, and never leave stored data inconsistent after an error.
+//!
+//! ```
+//! use vitra::log::{Log, MemoryStorage, OpenOptions, Storage};
+//! use vitra::log::proof::{inclusion_request, verify_remote};
+//!
+//! let storage = Storage::Memory(MemoryStorage::new());
+//! let mut log = Log::create(storage.clone())?;
+//! assert_eq!(log.append_batch(&[b"a".as_slice(), b"bc"])?, 2); // one signature
+//! log.append(b"def")?;
+//! log.truncate(2)?; // fork 1
+//! let log = Log::open(storage, OpenOptions::default())?;
+//! assert_eq!((log.len(), log.fork(), log.byte_len()), (2, 1, 3));
+//! assert_eq!(log.get(1)?, Some(b"bc".to_vec()));
+//! // An inclusion proof of block 0 anchored to the signed head at length 2.
+//! let proof = log.create_proof(&inclusion_request(0, 2))?;
+//! let verified = verify_remote(&log.public_key(), &proof)?;
+//! assert_eq!(verified.head.map(|h| h.tree_hash), Some(log.tree_hash(2)?));
+//! # Ok::<(), vitra::log::LogError>(())
+//! ```
 
 pub mod bitfield;
 pub mod crypto;
@@ -456,6 +475,12 @@ impl Log {
 
     /// Opens an existing log (read-only unless a secret key is stored or given).
     pub fn open(storage: Storage, options: OpenOptions) -> Result<Log> {
+        if !storage.exists() {
+            // Do not leave empty files behind for a log that is not there.
+            return Err(LogError::NotFound {
+                path: storage.path_of("oplog"),
+            });
+        }
         let files = Self::open_files(&storage)?;
         let buf = files.oplog.read_all()?;
         let state = oplog::read_oplog(&buf).map_err(|e| match e {

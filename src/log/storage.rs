@@ -104,6 +104,14 @@ impl Storage {
         }
     }
 
+    /// Path (or `memory:<name>`) of file `name`, for messages.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        match self {
+            Storage::Disk(dir) => dir.join(name),
+            Storage::Memory(_) => PathBuf::from(format!("memory:{name}")),
+        }
+    }
+
     /// Whether a log is stored here (an `oplog` file exists and is not empty).
     pub fn exists(&self) -> bool {
         match self {
