@@ -1397,7 +1397,7 @@ impl Log {
 /// Largest length (in blocks) a stored head may claim; keeps flat-tree arithmetic exact.
 const MAX_LENGTH: u64 = 1 << 55;
 
-fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
+pub(crate) fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
     if from == to {
         return;
     }
