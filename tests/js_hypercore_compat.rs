@@ -195,3 +195,39 @@ fn js_reads_an_empty_and_a_fully_truncated_rust_log() {
         );
     }
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn js_reads_a_js_vitra_core_that_rust_extended() {
+    use vitra::log::LogStore;
+    for version in VERSIONS {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/js-vitra/counter"),
+            tmp.path(),
+        );
+        let store = LogStore::new(tmp.path());
+        for dk in store.discovery_keys().unwrap() {
+            let mut log = store.open_by_discovery_key(&dk).unwrap();
+            let mut expected: Vec<Vec<u8>> =
+                (0..log.len()).map(|i| log.get(i).unwrap().unwrap()).collect();
+            log.append(b"rust was here").unwrap();
+            expected.push(b"rust was here".to_vec());
+            let dir = store.dir_for_discovery_key(&dk);
+            let state = js(version, "read", &dir, None);
+            assert_js_state(version, &state, &log, &expected);
+        }
+    }
+}
