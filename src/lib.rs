@@ -23,6 +23,10 @@
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //! - [`database`]: the public API: create, load, call, execute, verify.
 //!
+//! - [`log`]: signed append-only logs (our Hypercore 10 core): JS Hypercore 10 storage format,
+//!   BLAKE2b Merkle tree, Ed25519 heads, truncation and forks, proofs, signed-head history, and
+//!   JS Vitra 0.1.3's pre-release cores.
+//!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
 //!

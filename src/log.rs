@@ -7,12 +7,33 @@
 //! of every signed head it created or verified, and creates/verifies proofs in the Hypercore
 //! wire format for replication and inclusion proofs.
 //!
-//! Durability: when [`Log::append_batch`] returns, the batch is on disk (data and head history
-//! are synced before the oplog entry that commits them, and the entry is synced before
-//! returning). A crash at any point reopens to a consistent prefix whose signatures verify.
+//! Durability: when [`Log::append_batch`] returns, the batch is on disk: its blocks are synced
+//! before the oplog entry that commits them, and the entry (which carries the tree nodes and
+//! the signature) is synced before returning; two `fdatasync`s per batch. Tree, bitfield, header
+//! and head history are checkpointed later (JS layout), and replay of the oplog covers a crash
+//! before that. A crash at any point reopens to a consistent prefix whose signatures verify.
 //!
 //! This module must never panic on bytes from disk or from a peer, never write a head it has
 //! not signed or verified, and never leave stored data inconsistent after an error.
+//!
+//! ```
+//! use vitra::log::{Log, MemoryStorage, OpenOptions, Storage};
+//! use vitra::log::proof::{inclusion_request, verify_remote};
+//!
+//! let storage = Storage::Memory(MemoryStorage::new());
+//! let mut log = Log::create(storage.clone())?;
+//! assert_eq!(log.append_batch(&[b"a".as_slice(), b"bc"])?, 2); // one signature
+//! log.append(b"def")?;
+//! log.truncate(2)?; // fork 1
+//! let log = Log::open(storage, OpenOptions::default())?;
+//! assert_eq!((log.len(), log.fork(), log.byte_len()), (2, 1, 3));
+//! assert_eq!(log.get(1)?, Some(b"bc".to_vec()));
+//! // An inclusion proof of block 0 anchored to the signed head at length 2.
+//! let proof = log.create_proof(&inclusion_request(0, 2))?;
+//! let verified = verify_remote(&log.public_key(), &proof)?;
+//! assert_eq!(verified.head.map(|h| h.tree_hash), Some(log.tree_hash(2)?));
+//! # Ok::<(), vitra::log::LogError>(())
+//! ```
 
 pub mod bitfield;
 pub mod crypto;
@@ -183,6 +204,12 @@ pub enum LogError {
         #[source]
         source: DecodeError,
     },
+    /// One oplog entry (a batch's tree nodes) would exceed the 1 GiB frame limit.
+    #[error("batch too large: its oplog entry would be {bytes} bytes")]
+    BatchTooLarge {
+        /// Encoded entry size.
+        bytes: usize,
+    },
     /// The system random generator failed.
     #[error("random generator failed: {0}")]
     Random(String),
@@ -301,6 +328,10 @@ pub struct Log {
 
 fn hexkey(k: &[u8; 32]) -> String {
     hex::encode(k)
+}
+
+fn total_size(roots: &[Node]) -> u64 {
+    roots.iter().fold(0u64, |a, r| a.saturating_add(r.size))
 }
 
 /// Adds `node` as a new root, merging roots into parents (as `MerkleTreeBatch.appendRoot`);
@@ -444,6 +475,12 @@ impl Log {
 
     /// Opens an existing log (read-only unless a secret key is stored or given).
     pub fn open(storage: Storage, options: OpenOptions) -> Result<Log> {
+        if !storage.exists() {
+            // Do not leave empty files behind for a log that is not there.
+            return Err(LogError::NotFound {
+                path: storage.path_of("oplog"),
+            });
+        }
         let files = Self::open_files(&storage)?;
         let buf = files.oplog.read_all()?;
         let state = oplog::read_oplog(&buf).map_err(|e| match e {
@@ -519,9 +556,15 @@ impl Log {
         };
         // Roots of the header's head come from the tree file.
         let hl = log.header.tree.length;
+        if hl > MAX_LENGTH {
+            return Err(LogError::Corrupt {
+                path: log.files.oplog.path.clone(),
+                detail: format!("header length {hl} out of range"),
+            });
+        }
         log.roots = log.roots_at_stored(hl)?;
         log.length = hl;
-        log.byte_length = log.roots.iter().map(|r| r.size).sum();
+        log.byte_length = total_size(&log.roots);
         let mut seen_heads: Vec<SignedHead> = Vec::new();
         if hl > 0 {
             let th = crypto::tree_hash(&log.roots);
@@ -620,6 +663,39 @@ impl Log {
     }
 
     fn apply_entry(&mut self, e: Entry, seen: &mut Vec<SignedHead>) -> Result<()> {
+        let corrupt = |detail: String| LogError::Corrupt {
+            path: self.files.oplog.path.clone(),
+            detail,
+        };
+        let new_length = e.tree_upgrade.as_ref().map_or(self.length, |u| u.length);
+        if let Some(u) = &e.tree_upgrade {
+            if u.length > MAX_LENGTH || u.ancestors > u.length.min(self.length) {
+                return Err(corrupt(format!(
+                    "entry upgrade to {} (ancestors {}) from {}",
+                    u.length, u.ancestors, self.length
+                )));
+            }
+        }
+        if let Some(b) = &e.bitfield {
+            let end = b.start.checked_add(b.length);
+            if end.is_none_or(|end| !b.drop && end > new_length.max(self.length)) {
+                return Err(corrupt(format!(
+                    "entry bitfield range {}+{} beyond length {}",
+                    b.start, b.length, new_length
+                )));
+            }
+        }
+        if let Some(n) = e
+            .tree_nodes
+            .iter()
+            .flatten()
+            .find(|n| n.index >= 2 * MAX_LENGTH)
+        {
+            return Err(corrupt(format!(
+                "entry tree node index {} out of range",
+                n.index
+            )));
+        }
         if let Some((k, v)) = &e.user_data {
             self.header.set_user_data(k, Some(v));
         }
@@ -649,7 +725,7 @@ impl Log {
                 }
             }
             let roots = self.roots_at(u.length)?;
-            self.byte_length = roots.iter().map(|r| r.size).sum();
+            self.byte_length = total_size(&roots);
             self.roots = roots;
             self.length = u.length;
             self.fork = u.fork;
@@ -702,9 +778,11 @@ impl Log {
         let buf = self.files.heads.read_all()?;
         let mut heads: Vec<SignedHead> = Vec::new();
         for rec in buf.chunks(HEAD_RECORD) {
+            // The CRC catches torn or damaged records; signatures were checked before the
+            // records were written, so reopening a long history costs no verification.
             match SignedHead::from_record(rec) {
-                Some(h) if h.verify(&self.key_pair.public_key) => heads.push(h),
-                _ => break,
+                Some(h) => heads.push(h),
+                None => break,
             }
         }
         // Drop heads beyond the recovered state (written before a crash cut the oplog entry).
@@ -852,7 +930,7 @@ impl Log {
         for root in &self.roots {
             head += 2 * ((root.index - head) + 1);
             if index >= head {
-                offset += root.size;
+                offset = offset.saturating_add(root.size);
                 continue;
             }
             let mut it = tree::Iter::new(root.index);
@@ -861,7 +939,7 @@ impl Log {
                     it.left_child();
                 } else {
                     let l = it.left_child();
-                    offset += self.required_node(l)?.size;
+                    offset = offset.saturating_add(self.required_node(l)?.size);
                     it.sibling();
                 }
             }
@@ -1028,6 +1106,13 @@ impl Log {
         if blocks.is_empty() {
             return Ok(self.length);
         }
+        if self.length.saturating_add(blocks.len() as u64) > MAX_LENGTH {
+            return Err(LogError::OutOfBounds {
+                what: "length after append",
+                requested: self.length.saturating_add(blocks.len() as u64),
+                length: self.length,
+            });
+        }
         let mut roots = self.roots.clone();
         let mut nodes = Vec::with_capacity(blocks.len() * 2);
         let mut length = self.length;
@@ -1056,7 +1141,9 @@ impl Log {
             signature,
             scheme: self.scheme,
         };
-        // 1. blocks and the head record, synced before the entry that commits them.
+        // 1. blocks, synced before the entry that commits them. The head record is written
+        //    now and synced at the next checkpoint: until then the oplog entry (which carries
+        //    the signature) restores it on open.
         let mut data = Vec::with_capacity(total);
         for b in blocks {
             data.extend_from_slice(b.as_ref());
@@ -1064,7 +1151,6 @@ impl Log {
         self.files.data.write_at(self.byte_length, &data)?;
         self.persist_heads(std::slice::from_ref(&head))?;
         self.files.data.sync()?;
-        self.files.heads.sync()?;
         // 2. the oplog entry.
         let old = self.length;
         let entry = Entry {
@@ -1093,7 +1179,7 @@ impl Log {
         }
         self.roots = roots;
         self.length = length;
-        self.byte_length += total as u64;
+        self.byte_length = self.byte_length.saturating_add(total as u64);
         self.signature = signature.to_vec();
         self.header.tree = TreeHeader {
             fork: self.fork,
@@ -1122,6 +1208,9 @@ impl Log {
     fn write_entry(&mut self, entry: &Entry) -> Result<()> {
         let mut w = Writer::new();
         entry.encode(&mut w);
+        if w.buf.len() >= 1 << 30 {
+            return Err(LogError::BatchTooLarge { bytes: w.buf.len() });
+        }
         let mut framed = Vec::with_capacity(w.buf.len() + 8);
         oplog::frame(&w.buf, oplog::entry_bit(self.headers), false, &mut framed);
         self.files
@@ -1166,7 +1255,6 @@ impl Log {
         };
         if let Some(h) = &head {
             self.persist_heads(std::slice::from_ref(h))?;
-            self.files.heads.sync()?;
         }
         let old = self.length;
         let entry = Entry {
@@ -1193,7 +1281,7 @@ impl Log {
         if self.header.hints.contiguous_length > new_length {
             self.header.hints.contiguous_length = new_length;
         }
-        self.byte_length = roots.iter().map(|r| r.size).sum();
+        self.byte_length = total_size(&roots);
         self.roots = roots;
         self.length = new_length;
         self.fork = fork;
@@ -1253,6 +1341,9 @@ impl Log {
         }
         self.files.tree.sync()?;
         self.files.bitfield.sync()?;
+        // Head records since the last checkpoint become durable before the oplog entries that
+        // could restore them are dropped.
+        self.files.heads.sync()?;
         // 2. header into the alternate slot.
         self.header.tree.fork = self.fork;
         self.header.tree.length = self.length;
@@ -1303,7 +1394,10 @@ impl Log {
     }
 }
 
-fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
+/// Largest length (in blocks) a stored head may claim; keeps flat-tree arithmetic exact.
+const MAX_LENGTH: u64 = 1 << 55;
+
+pub(crate) fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
     if from == to {
         return;
     }

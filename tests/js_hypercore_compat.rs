@@ -146,6 +146,10 @@ fn rust_reads_and_extends_a_js_log() {
         {
             let mut log = Log::open(Storage::Disk(dir.clone()), OpenOptions::default()).unwrap();
             assert_eq!(state["key"], hex::encode(log.public_key()), "{version}");
+            // 10.38 writes manifest version 1 headers, 10.31 version 0.
+            let manifest_version = log.header().manifest.as_ref().map(|m| m.version);
+            let want = if version == "10-38" { 1 } else { 0 };
+            assert_eq!(manifest_version, Some(want), "{version}: manifest version");
             assert_eq!(log.len(), expected.len() as u64, "{version}");
             assert_eq!(log.fork(), 1, "{version}");
             assert_eq!(
@@ -189,5 +193,42 @@ fn js_reads_an_empty_and_a_fully_truncated_rust_log() {
             (state["length"].clone(), state["fork"].clone()),
             (json!(0), json!(1))
         );
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn js_reads_a_js_vitra_core_that_rust_extended() {
+    use vitra::log::LogStore;
+    for version in VERSIONS {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/js-vitra/counter"),
+            tmp.path(),
+        );
+        let store = LogStore::new(tmp.path());
+        for dk in store.discovery_keys().unwrap() {
+            let mut log = store.open_by_discovery_key(&dk).unwrap();
+            let mut expected: Vec<Vec<u8>> = (0..log.len())
+                .map(|i| log.get(i).unwrap().unwrap())
+                .collect();
+            log.append(b"rust was here").unwrap();
+            expected.push(b"rust was here".to_vec());
+            let dir = store.dir_for_discovery_key(&dk);
+            let state = js(version, "read", &dir, None);
+            assert_js_state(version, &state, &log, &expected);
+        }
     }
 }

@@ -47,6 +47,43 @@ proptest! {
     }
 
     #[test]
+    fn crafted_entries_with_valid_checksums_never_panic_open(
+        entries in proptest::collection::vec((
+            proptest::option::of((any::<u64>(), any::<u64>(), any::<bool>())),
+            proptest::option::of((any::<u64>(), any::<u64>(), any::<u64>())),
+            proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
+        ), 1..4),
+        small in any::<bool>(),
+    ) {
+        use vitra::log::encoding::Writer;
+        use vitra::log::oplog::{frame, BitfieldUpdate, TreeUpgrade};
+        use vitra::log::Node;
+        let m = sample_log();
+        let mut oplog = m.snapshot("oplog");
+        let state = read_oplog(&oplog).unwrap();
+        let bit = (state.headers[0] + state.headers[1]) & 1;
+        oplog.truncate(8192 + state.entries_byte_length as usize);
+        let shrink = |v: u64| if small { v % 16 } else { v };
+        for (bf, up, nodes) in entries {
+            let e = Entry {
+                user_data: None,
+                tree_nodes: Some(nodes.into_iter().map(|(i, s)| Node { index: shrink(i), size: shrink(s), hash: [1; 32] }).collect()),
+                tree_upgrade: up.map(|(f, a, l)| TreeUpgrade { fork: shrink(f), ancestors: shrink(a), length: shrink(l), signature: vec![0; 64] }),
+                bitfield: bf.map(|(s, l, d)| BitfieldUpdate { drop: d, start: shrink(s), length: shrink(l) }),
+            };
+            let mut w = Writer::new();
+            e.encode(&mut w);
+            frame(&w.buf, bit, false, &mut oplog);
+        }
+        let damaged = copy_with(&m, "oplog", oplog);
+        if let Ok(log) = Log::open(Storage::Memory(damaged), OpenOptions::default()) {
+            for i in 0..log.len().min(64) {
+                let _ = log.get(i);
+            }
+        }
+    }
+
+    #[test]
     fn header_with_valid_prefix_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..200), v in 0u8..3) {
         let mut b = vec![v];
         b.extend(tail);

@@ -239,3 +239,76 @@ fn request_round_trips_the_wire_format() {
     let (id, back) = ProofRequest::decode(&req.encode(7)).unwrap();
     assert_eq!((id, back), (7, req));
 }
+
+#[test]
+fn replica_follows_a_truncation_into_the_new_fork() {
+    let mut w = writer(24);
+    let storage = MemoryStorage::new();
+    let mut r = Log::create_replica(Storage::Memory(storage.clone()), w.public_key()).unwrap();
+    let up = ProofRequest {
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: 24,
+        }),
+        ..Default::default()
+    };
+    r.verify_and_apply_proof(&w.create_proof(&up).unwrap())
+        .unwrap();
+    for i in 0..24 {
+        let nodes = r.missing_nodes(2 * i).unwrap();
+        let req = ProofRequest {
+            block: Some(RequestBlock { index: i, nodes }),
+            ..Default::default()
+        };
+        r.verify_and_apply_proof(&w.create_proof(&req).unwrap())
+            .unwrap();
+    }
+    w.truncate(20).unwrap();
+    let fresh: Vec<Vec<u8>> = (0..3).map(|i| format!("fork1-{i}").into_bytes()).collect();
+    w.append_batch(&fresh).unwrap();
+    // The old-fork proof path refuses the new fork; the reorg path takes it.
+    let p = w
+        .create_proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 23,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(r.verify_and_apply_proof(&p).is_err());
+    let v = r.verify_and_apply_reorg(&wire(&p)).unwrap();
+    assert_eq!(v.head.unwrap().fork, 1);
+    assert_eq!((r.len(), r.fork()), (23, 1));
+    assert_eq!(r.tree_hash(23).unwrap(), w.tree_hash(23).unwrap());
+    // Blocks under the shared roots (node 15: blocks 0..16, node 35: blocks 16..20) stay;
+    // the old fork's blocks from 20 on are dropped.
+    for i in 0..20 {
+        assert_eq!(r.get(i).unwrap(), Some(block(i)), "kept block {i}");
+    }
+    for i in 20..23 {
+        assert_eq!(r.get(i).unwrap(), None, "block {i} must be fetched again");
+    }
+    for i in 20..23 {
+        let nodes = r.missing_nodes(2 * i).unwrap();
+        let req = ProofRequest {
+            block: Some(RequestBlock { index: i, nodes }),
+            ..Default::default()
+        };
+        r.verify_and_apply_proof(&w.create_proof(&req).unwrap())
+            .unwrap();
+        assert_eq!(r.get(i).unwrap(), w.get(i).unwrap());
+    }
+    drop(r);
+    let mut r = Log::open(Storage::Memory(storage), OpenOptions::default()).unwrap();
+    assert_eq!((r.len(), r.fork()), (23, 1));
+    for i in 0..23 {
+        assert_eq!(
+            r.get(i).unwrap(),
+            w.get(i).unwrap(),
+            "after reopen, block {i}"
+        );
+    }
+    // The same (now stale) reorg is refused.
+    assert!(r.verify_and_apply_reorg(&p).is_err());
+}

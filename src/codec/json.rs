@@ -94,7 +94,8 @@ fn number_to_json(n: f64) -> Json {
         let s = if n > 0.0 { "Infinity" } else { "-Infinity" };
         return tagged("$number", Json::String(s.into()));
     }
-    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+    // JSON.stringify writes integers below 1e21 without a fraction or exponent.
+    if n.fract() == 0.0 && n.abs() < 9.223_372_036_854_775e18 {
         return Json::Number(Number::from(n as i64));
     }
     Number::from_f64(n).map_or(Json::Null, Json::Number)
@@ -123,6 +124,18 @@ mod tests {
                    {"$number": "NaN"}, {"$number": "-Infinity"}, 1.5, 3])
         );
         assert_eq!(from_json(&j), v);
+    }
+
+    #[test]
+    fn large_integers_print_without_a_fraction() {
+        assert_eq!(
+            to_json(&Value::Number(9007199254740992.0)).to_string(),
+            "9007199254740992"
+        );
+        assert_eq!(
+            to_json(&Value::Number(-1e18)).to_string(),
+            "-1000000000000000000"
+        );
     }
 
     #[test]

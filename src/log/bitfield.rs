@@ -56,7 +56,7 @@ impl Bitfield {
         let mut i = start;
         while i < end {
             let byte = (i / 8) as usize;
-            if i % 8 == 0 && end - i >= 8 {
+            if i.is_multiple_of(8) && end - i >= 8 {
                 self.bytes[byte] = if value { 0xff } else { 0 };
                 i += 8;
             } else {

@@ -430,7 +430,9 @@ fn climb(it: &mut Iter) -> Result<u64, String> {
 /// Hashes the block/hash/seek parts up to one untrusted root (JS `verifyTree`).
 fn verify_tree(proof: &Proof, out: &mut Vec<Node>) -> Result<Option<Node>, String> {
     check_indexes(proof)?;
-    let untrusted: Option<(u64, Option<&[u8]>, &[Node])> = if let Some(b) = &proof.block {
+    // (flat index, block bytes for a block proof, uncle nodes)
+    type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [Node]);
+    let untrusted: Option<Untrusted> = if let Some(b) = &proof.block {
         let index = b
             .index
             .checked_mul(2)
@@ -1156,7 +1158,6 @@ impl Log {
         }
         if let (true, Some(h)) = (upgraded, &head) {
             self.persist_heads(std::slice::from_ref(h))?;
-            self.files.heads.sync()?;
         }
         let entry = Entry {
             user_data: None,
@@ -1206,6 +1207,113 @@ impl Log {
             head,
             block: proof.block.as_ref().map(|b| (b.index, b.value.clone())),
         })
+    }
+}
+
+impl Log {
+    /// Follows a writer that truncated: verifies a proof from a newer fork carrying an upgrade
+    /// from length 0 (block/hash parts optional), keeps the blocks whose Merkle roots it shares
+    /// with the new head, drops the rest and adopts the new signed head. Dropped blocks can be
+    /// fetched again with block proofs. Durable on return.
+    pub fn verify_and_apply_reorg(&mut self, proof: &Proof) -> Result<VerifiedProof> {
+        let key = hex::encode(self.key_pair.public_key);
+        let invalid = |detail: String| LogError::InvalidProof {
+            key: key.clone(),
+            detail,
+        };
+        if proof.fork <= self.fork {
+            return Err(invalid(format!(
+                "reorg proof fork {} is not newer than {}",
+                proof.fork, self.fork
+            )));
+        }
+        let verified = verify_remote(&self.key_pair.public_key, proof)?;
+        let Some(head) = verified.head.clone() else {
+            return Err(invalid("reorg proof has no upgrade".into()));
+        };
+        // Rebuild the proof's tree to get its nodes.
+        let mut batch = Batch {
+            roots: vec![],
+            length: 0,
+            byte_length: 0,
+            nodes: vec![],
+        };
+        let root = verify_tree(proof, &mut batch.nodes).map_err(&invalid)?;
+        if let Some(u) = &proof.upgrade {
+            verify_upgrade(u, root, &mut batch).map_err(&invalid)?;
+        }
+        // Shared prefix: leading roots of the new head that this log stores identically.
+        let mut ancestors = 0;
+        for r in &batch.roots {
+            match self.node(r.index)? {
+                Some(n) if n.hash == r.hash && n.size == r.size => {
+                    ancestors = tree::right_span(r.index) / 2 + 1;
+                }
+                _ => break,
+            }
+        }
+        let old_length = self.length;
+        self.persist_heads(std::slice::from_ref(&head))?;
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: Some(batch.nodes.clone()),
+            tree_upgrade: Some(TreeUpgrade {
+                fork: head.fork,
+                ancestors,
+                length: head.length,
+                signature: head.signature.to_vec(),
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: true,
+                start: ancestors,
+                length: old_length.saturating_sub(ancestors),
+            }),
+        };
+        self.write_entry(&entry)?;
+        self.bitfield
+            .set_range(ancestors, old_length.saturating_sub(ancestors), false);
+        super::push_reorg(
+            &mut self.header.hints.reorgs,
+            self.fork,
+            head.fork,
+            ancestors,
+        );
+        self.cut_tree(ancestors);
+        for n in &batch.nodes {
+            self.unflushed.insert(n.index, *n);
+        }
+        if self.header.hints.contiguous_length > ancestors {
+            self.header.hints.contiguous_length = ancestors;
+        }
+        self.roots = batch.roots.clone();
+        self.length = head.length;
+        self.byte_length = batch.byte_length;
+        self.fork = head.fork;
+        self.signature = head.signature.to_vec();
+        self.header.tree = TreeHeader {
+            fork: head.fork,
+            length: head.length,
+            root_hash: head.tree_hash.to_vec(),
+            signature: head.signature.to_vec(),
+        };
+        self.heads.push(head);
+        self.flush()?;
+        // A block carried by the proof is stored like any other verified block.
+        if let Some(b) = &proof.block {
+            let off = self.batch_byte_offset(&batch, 2 * b.index)?;
+            self.files.data.write_at(off, &b.value)?;
+            self.files.data.sync()?;
+            self.write_entry(&Entry {
+                bitfield: Some(BitfieldUpdate {
+                    drop: false,
+                    start: b.index,
+                    length: 1,
+                }),
+                ..Default::default()
+            })?;
+            self.bitfield.set_range(b.index, 1, true);
+        }
+        Ok(verified)
     }
 }
 

@@ -21,8 +21,11 @@ pub enum Storage {
 /// In-memory files keyed by name; clones share the same files.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
-    files: Arc<Mutex<HashMap<String, Arc<Mutex<Vec<u8>>>>>>,
+    files: Arc<Mutex<HashMap<String, SharedFile>>>,
 }
+
+/// One in-memory file, shared between handles.
+type SharedFile = Arc<Mutex<Vec<u8>>>;
 
 impl MemoryStorage {
     /// An empty in-memory storage.
@@ -98,6 +101,14 @@ impl Storage {
                 backing: Backing::Memory(m.file(name)),
                 path: PathBuf::from(format!("memory:{name}")),
             }),
+        }
+    }
+
+    /// Path (or `memory:<name>`) of file `name`, for messages.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        match self {
+            Storage::Disk(dir) => dir.join(name),
+            Storage::Memory(_) => PathBuf::from(format!("memory:{name}")),
         }
     }
 

@@ -132,7 +132,7 @@ impl LogStore {
                     let name = c.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                     if let Ok(bytes) = hex::decode(name) {
                         if let Ok(dk) = <[u8; 32]>::try_from(bytes.as_slice()) {
-                            if c.join("oplog").exists() {
+                            if Storage::Disk(c.clone()).exists() {
                                 out.push(dk);
                             }
                         }

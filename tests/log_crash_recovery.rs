@@ -1,0 +1,173 @@
+//! Crash test: a child process (this test binary, re-run as the ignored `crash_child_writer`)
+//! appends batches, sometimes truncates and checkpoints, in a loop on disk and reports every
+//! length `append_batch` returned; the parent kills it (SIGKILL) at random points many times.
+//! After every kill the log must reopen, keep at least every reported length of the current
+//! fork, read back blocks that name their own seq, and every stored signed head must verify.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use vitra::log::{KeyPair, Log, OpenOptions, Storage};
+
+const SEED: [u8; 32] = [42; 32];
+
+fn block(seq: u64, fork: u64, salt: u64) -> Vec<u8> {
+    let mut b = format!("{seq}:{fork}:").into_bytes();
+    b.resize(8 + (salt % 200) as usize, b'.');
+    b
+}
+
+fn parse(b: &[u8]) -> Option<(u64, u64)> {
+    let s = std::str::from_utf8(b).ok()?;
+    let mut it = s.split(':');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The child: appends forever. Not a test on its own (run by the parent with `--ignored`).
+#[test]
+#[ignore]
+fn crash_child_writer() {
+    let Ok(dir) = std::env::var("VITRA_CRASH_DIR") else {
+        return;
+    };
+    let storage = Storage::Disk(dir.into());
+    let mut log = Log::open_or_create(storage, Some(KeyPair::from_seed(&SEED))).unwrap();
+    log.set_checkpoint_bytes(16 * 1024);
+    let mut salt = log.len() * 31 + log.fork() * 7;
+    loop {
+        salt = salt
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = salt >> 33;
+        if r.is_multiple_of(17) && log.len() > 4 {
+            let to = log.len() - 1 - (r % 3);
+            log.truncate(to).unwrap();
+            println!("truncate {} {}", log.len(), log.fork());
+            continue;
+        }
+        if r.is_multiple_of(29) {
+            log.flush().unwrap();
+        }
+        let n = 1 + (r % 40);
+        let start = log.len();
+        let batch: Vec<Vec<u8>> = (start..start + n)
+            .map(|s| block(s, log.fork(), r + s))
+            .collect();
+        let len = log.append_batch(&batch).unwrap();
+        println!("len {} {}", len, log.fork());
+    }
+}
+
+fn verify_reopen(dir: &Path, reported: Option<(u64, u64)>) -> (u64, u64) {
+    let log = Log::open(Storage::Disk(dir.to_path_buf()), OpenOptions::default())
+        .unwrap_or_else(|e| panic!("reopen after crash failed: {e}"));
+    assert!(log.writable());
+    if let Some((len, fork)) = reported {
+        assert!(
+            log.fork() >= fork,
+            "fork went back from {fork} to {}",
+            log.fork()
+        );
+        if log.fork() == fork {
+            assert!(
+                log.len() >= len,
+                "durable length {len} lost: reopened at {}",
+                log.len()
+            );
+        }
+    }
+    for seq in 0..log.len() {
+        let b = log
+            .get(seq)
+            .unwrap()
+            .unwrap_or_else(|| panic!("block {seq} missing"));
+        let (s, f) = parse(&b).unwrap_or_else(|| panic!("block {seq} garbled: {b:?}"));
+        assert_eq!(s, seq);
+        assert!(f <= log.fork());
+    }
+    // The newest heads (the ones a crash can touch) and a spread of older ones verify.
+    let heads = log.signed_heads();
+    let step = (heads.len() / 20).max(1);
+    let recent = heads.len().saturating_sub(10);
+    for (i, h) in heads.iter().enumerate() {
+        if i >= recent || i % step == 0 {
+            assert!(
+                h.verify(&log.public_key()),
+                "head {} / {} invalid",
+                h.length,
+                h.fork
+            );
+        }
+    }
+    let last = log.signed_heads().last().map(|h| (h.length, h.fork));
+    if !log.is_empty() {
+        assert_eq!(last, Some((log.len(), log.fork())));
+    }
+    (log.len(), log.fork())
+}
+
+#[test]
+fn log_survives_being_killed_at_random_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let exe = std::env::current_exe().unwrap();
+    let mut rng: u64 = 0x9e3779b97f4a7c15;
+    let mut total_kills = 0;
+    let mut last_len = 0;
+    for round in 0..25 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("VITRA_CRASH_DIR", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let p: Vec<&str> = line.split_whitespace().collect();
+                if p.len() == 3 && (p[0] == "len" || p[0] == "truncate") {
+                    if let (Ok(l), Ok(f)) = (p[1].parse::<u64>(), p[2].parse::<u64>()) {
+                        let _ = tx.send((l, f));
+                    }
+                }
+            }
+        });
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Wait for the child to start writing, then kill it a random while later.
+        let started = Instant::now();
+        let mut reported = None;
+        while reported.is_none() && started.elapsed() < Duration::from_secs(60) {
+            if let Ok(r) = rx.recv_timeout(Duration::from_millis(50)) {
+                reported = Some(r);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("child writer exited early in round {round}: {status}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        while let Ok(r) = rx.try_recv() {
+            reported = Some(r);
+        }
+        let (len, _) = verify_reopen(&dir, reported);
+        last_len = len;
+        total_kills += 1;
+    }
+    assert_eq!(total_kills, 25);
+    assert!(last_len > 0, "the child never wrote anything durable");
+}
