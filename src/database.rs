@@ -475,6 +475,7 @@ impl Database {
     /// The host a contract sees at the index head.
     pub(crate) fn head_host(&self) -> DbHost<'_> {
         DbHost {
+            index_key: self.index_key,
             index: self.index.snapshot(),
             oplogs: &self.oplogs,
             participants: &self.participants,
@@ -516,6 +517,7 @@ impl Database {
             ..
         } = self;
         let host = DbHost {
+            index_key: self.index_key,
             index: index.snapshot(),
             oplogs,
             participants,

@@ -285,6 +285,7 @@ impl Database {
             });
         };
         let host = DbHost {
+            index_key: self.index_key,
             index: index.snapshot(),
             oplogs,
             participants,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 /// What a contract sees of a database at one index version.
 pub(crate) struct DbHost<'a> {
+    pub index_key: [u8; 32],
     pub index: Snapshot<'a, IndexLog>,
     pub oplogs: &'a BTreeMap<[u8; 32], Log>,
     pub participants: &'a [[u8; 32]],
@@ -102,6 +103,10 @@ impl ContractHost for DbHost<'_> {
 
     fn local_oplog(&self) -> Option<String> {
         self.local_oplog.map(hex::encode)
+    }
+
+    fn index_pubkey(&self) -> Option<String> {
+        Some(hex::encode(self.index_key))
     }
 
     fn oplog_length(&self, pubkey: &str) -> Result<u64, HostError> {

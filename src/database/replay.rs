@@ -43,6 +43,7 @@ impl ReplayEnv for DbReplay<'_> {
         at_seq: u64,
     ) -> Result<ReplayOutcome, BoxError> {
         let host = DbHost {
+            index_key: self.db.index_key,
             index: self.db.index.checkout(at_seq)?,
             oplogs: &self.db.oplogs,
             participants: &self.db.participants,
