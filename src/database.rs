@@ -772,6 +772,74 @@ impl Database {
     }
 }
 
+/// Continuous verification: keeps the monitor's state between checks, so each
+/// [`LiveMonitor::check`] validates only the index entries written since the last one.
+#[derive(Debug, Default)]
+pub struct LiveMonitor {
+    monitor: Monitor,
+    next_seq: u64,
+    stopped: Option<Box<FraudProof>>,
+}
+
+/// What one [`LiveMonitor::check`] found.
+#[derive(Debug)]
+pub enum MonitorProgress {
+    /// These entries were validated (possibly none); the history so far is honest.
+    Validated(Vec<HistoryEntry>),
+    /// The first violation. The monitor stops here; later checks report it again.
+    Violation(Box<FraudProof>),
+    /// Verification cannot go on yet (an operation is not available); later checks retry.
+    Waiting(VerificationError),
+}
+
+impl LiveMonitor {
+    /// A monitor at the start of the history.
+    pub fn new() -> Self {
+        LiveMonitor {
+            monitor: Monitor::new(),
+            next_seq: 1,
+            stopped: None,
+        }
+    }
+
+    /// Index blocks validated so far (after the header).
+    pub fn verified_length(&self) -> u64 {
+        self.monitor.verified_length()
+    }
+
+    /// Validates every index entry of `db` not seen yet.
+    pub fn check(&mut self, db: &Database) -> Result<MonitorProgress> {
+        if let Some(proof) = &self.stopped {
+            return Ok(MonitorProgress::Violation(proof.clone()));
+        }
+        let opts = HistoryOptions {
+            gte: Some(self.next_seq as i64),
+            ..Default::default()
+        };
+        let mut validated = Vec::new();
+        let mut env = replay::DbReplay::new(db);
+        for entry in db.index.history(opts)? {
+            let entry = history_entry(entry?)?;
+            match self.monitor.validate(&entry, &mut env) {
+                Ok(()) => {
+                    self.next_seq = entry.seq + 1;
+                    validated.push(entry);
+                }
+                Err(MonitorError::Fraud(details)) => {
+                    let proof = Box::new(FraudProof::Contract(ContractFraudProof {
+                        index_state_proof: db.index_state_proof()?,
+                        details,
+                    }));
+                    self.stopped = Some(proof.clone());
+                    return Ok(MonitorProgress::Violation(proof));
+                }
+                Err(MonitorError::Verification(e)) => return Ok(MonitorProgress::Waiting(e)),
+            }
+        }
+        Ok(MonitorProgress::Validated(validated))
+    }
+}
+
 /// The outcome of [`Database::verify`].
 #[derive(Debug)]
 pub enum Verdict {

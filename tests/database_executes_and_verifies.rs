@@ -257,3 +257,112 @@ fn participants_added_by_the_contract_are_executed() {
     );
     assert_verified(&mut db);
 }
+
+#[test]
+fn failed_transactions_have_inclusion_proofs_too() {
+    let mut db = memory_db(KV, ExecutorBehavior::Normal);
+    db.call("claim", &params(&[])).expect("claim");
+    let tx = db
+        .call("claim", &params(&[]))
+        .expect("a claim that will be rejected");
+    db.execute_pending().expect("execute");
+    let result = db
+        .fetch_results(&tx)
+        .expect("results")
+        .remove(0)
+        .expect("processed");
+    assert!(!result.success);
+    assert_eq!(
+        db.verify_inclusion_proof(&tx.operations[0].proof)
+            .expect("verifies"),
+        None
+    );
+    let json = tx.to_json(&[Some(result)]);
+    assert_eq!(json["isProcessed"], true);
+    assert_eq!(json["operations"][0]["result"]["success"], false);
+    assert_eq!(
+        json["operations"][0]["result"]["error"],
+        "Error: The store already has an owner"
+    );
+}
+
+#[test]
+fn a_truncated_oplog_yields_fork_evidence_against_an_earlier_proof() {
+    use vitra::log::LogStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, oplog, proof) = {
+        let mut db = Database::create(
+            Location::Dir(dir.path().into()),
+            COUNTER,
+            Options::default(),
+        )
+        .expect("create");
+        let tx = db.call("increment", &params(&[])).expect("call");
+        (
+            db.key(),
+            db.local_oplog().expect("oplog"),
+            tx.operations[0].proof.clone(),
+        )
+    };
+    {
+        // The participant rewrites its history behind everyone's back.
+        let mut log = LogStore::new(dir.path())
+            .open(&oplog, None)
+            .expect("open oplog");
+        log.truncate(0).expect("truncate");
+        log.append(b"a different operation").expect("append");
+    }
+    let db = Database::load(dir.path(), &key, Options::default()).expect("load");
+    match db.verify_inclusion_proof(&proof).expect("checks") {
+        Some(FraudProof::LogFork(fork)) => {
+            assert_eq!(fork.log_pubkey, oplog);
+            assert_eq!(fork.fork_number, 1);
+            assert_eq!(fork.block_seq, 0);
+        }
+        other => panic!("expected fork evidence, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_live_monitor_validates_new_entries_and_stops_at_the_first_violation() {
+    use vitra::database::{LiveMonitor, MonitorProgress};
+    let mut db = memory_db(COUNTER, ExecutorBehavior::Normal);
+    let mut monitor = LiveMonitor::new();
+    match monitor.check(&db).expect("check") {
+        MonitorProgress::Validated(entries) => assert_eq!(entries.len(), 3, "the genesis entries"),
+        other => panic!("{other:?}"),
+    }
+    db.call("increment", &params(&[])).expect("call");
+    db.execute_pending().expect("execute");
+    match monitor.check(&db).expect("check") {
+        MonitorProgress::Validated(entries) => {
+            assert_eq!(entries.len(), 2, "an ack and its change")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(monitor.verified_length(), 5);
+
+    let mut cheat = memory_db(COUNTER, ExecutorBehavior::SkipOps);
+    let mut monitor = LiveMonitor::new();
+    for _ in 0..2 {
+        cheat.call("increment", &params(&[])).expect("call");
+    }
+    cheat.execute_pending().expect("execute");
+    assert!(matches!(
+        monitor.check(&cheat).expect("check"),
+        MonitorProgress::Validated(_)
+    ));
+    cheat.call("increment", &params(&[])).expect("call");
+    cheat.execute_pending().expect("execute");
+    for _ in 0..2 {
+        match monitor.check(&cheat).expect("check") {
+            MonitorProgress::Violation(proof) => match *proof {
+                FraudProof::Contract(p) => {
+                    assert_eq!(p.details.code, FraudCode::ProcessedOutOfOrderError)
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("expected the violation, got {other:?}"),
+        }
+    }
+}
