@@ -221,8 +221,9 @@ fn js_reads_a_js_vitra_core_that_rust_extended() {
         let store = LogStore::new(tmp.path());
         for dk in store.discovery_keys().unwrap() {
             let mut log = store.open_by_discovery_key(&dk).unwrap();
-            let mut expected: Vec<Vec<u8>> =
-                (0..log.len()).map(|i| log.get(i).unwrap().unwrap()).collect();
+            let mut expected: Vec<Vec<u8>> = (0..log.len())
+                .map(|i| log.get(i).unwrap().unwrap())
+                .collect();
             log.append(b"rust was here").unwrap();
             expected.push(b"rust was here".to_vec());
             let dir = store.dir_for_discovery_key(&dk);
