@@ -1142,14 +1142,13 @@ impl Log {
             scheme: self.scheme,
         };
         // 1. blocks, synced before the entry that commits them. The head record is written
-        //    now and synced at the next checkpoint: until then the oplog entry (which carries
-        //    the signature) restores it on open.
+        //    after the entry and synced at the next checkpoint: until then the oplog entry
+        //    (which carries the signature) restores it on open.
         let mut data = Vec::with_capacity(total);
         for b in blocks {
             data.extend_from_slice(b.as_ref());
         }
         self.files.data.write_at(self.byte_length, &data)?;
-        self.persist_heads(std::slice::from_ref(&head))?;
         self.files.data.sync()?;
         // 2. the oplog entry.
         let old = self.length;
@@ -1187,21 +1186,35 @@ impl Log {
             root_hash: th.to_vec(),
             signature: signature.to_vec(),
         };
-        self.heads.push(head);
+        self.record_head(head);
         if self.oplog_bytes >= self.checkpoint_bytes {
             self.flush()?;
         }
         Ok(length)
     }
 
-    fn persist_heads(&mut self, new: &[SignedHead]) -> Result<()> {
-        let mut buf = Vec::with_capacity(new.len() * HEAD_RECORD);
-        for h in new {
+    /// Records `head` (already committed by a synced oplog entry) in the history. Its record
+    /// is written now if possible; a failed write is retried (and reported) at the checkpoint,
+    /// and until then the oplog entry restores the head on open.
+    pub(crate) fn record_head(&mut self, head: SignedHead) {
+        self.heads.push(head);
+        let _ = self.write_pending_heads();
+    }
+
+    fn write_pending_heads(&mut self) -> Result<()> {
+        let Some(pending) = self.heads.get(self.heads_persisted..) else {
+            return Ok(());
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(pending.len() * HEAD_RECORD);
+        for h in pending {
             buf.extend_from_slice(&h.to_record());
         }
         let at = (self.heads_persisted * HEAD_RECORD) as u64;
         self.files.heads.write_at(at, &buf)?;
-        self.heads_persisted += new.len();
+        self.heads_persisted = self.heads.len();
         Ok(())
     }
 
@@ -1253,9 +1266,6 @@ impl Log {
         } else {
             vec![]
         };
-        if let Some(h) = &head {
-            self.persist_heads(std::slice::from_ref(h))?;
-        }
         let old = self.length;
         let entry = Entry {
             user_data: None,
@@ -1293,7 +1303,7 @@ impl Log {
             signature,
         };
         if let Some(h) = head {
-            self.heads.push(h);
+            self.record_head(h);
         }
         self.flush()
     }
@@ -1343,6 +1353,7 @@ impl Log {
         self.files.bitfield.sync()?;
         // Head records since the last checkpoint become durable before the oplog entries that
         // could restore them are dropped.
+        self.write_pending_heads()?;
         self.files.heads.sync()?;
         // 2. header into the alternate slot.
         self.header.tree.fork = self.fork;

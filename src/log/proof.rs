@@ -1156,9 +1156,6 @@ impl Log {
             self.files.data.write_at(off, &b.value)?;
             self.files.data.sync()?;
         }
-        if let (true, Some(h)) = (upgraded, &head) {
-            self.persist_heads(std::slice::from_ref(h))?;
-        }
         let entry = Entry {
             user_data: None,
             tree_nodes: Some(batch.nodes.clone()),
@@ -1198,7 +1195,7 @@ impl Log {
                 root_hash: h.tree_hash.to_vec(),
                 signature: h.signature.to_vec(),
             };
-            self.heads.push(h.clone());
+            self.record_head(h.clone());
         }
         if self.oplog_bytes >= self.checkpoint_bytes {
             self.flush()?;
@@ -1253,7 +1250,6 @@ impl Log {
             }
         }
         let old_length = self.length;
-        self.persist_heads(std::slice::from_ref(&head))?;
         let entry = Entry {
             user_data: None,
             tree_nodes: Some(batch.nodes.clone()),
@@ -1296,7 +1292,7 @@ impl Log {
             root_hash: head.tree_hash.to_vec(),
             signature: head.signature.to_vec(),
         };
-        self.heads.push(head);
+        self.record_head(head);
         self.flush()?;
         // A block carried by the proof is stored like any other verified block.
         if let Some(b) = &proof.block {
