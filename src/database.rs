@@ -157,31 +157,8 @@ pub struct Options {
     pub executor_behavior: ExecutorBehavior,
 }
 
-/// One entry of the index as `index.get()` returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexEntry {
-    /// The index block that wrote it.
-    pub seq: u64,
-    /// `/a/b`.
-    pub path: String,
-    /// The last segment.
-    pub name: String,
-    /// The value.
-    pub value: Value,
-}
-
-impl IndexEntry {
-    /// JS Vitra's JSON: `{"seq", "container", "name", "path", "value"}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "seq": self.seq,
-            "container": false,
-            "name": self.name,
-            "path": self.path,
-            "value": codec::to_json(&self.value),
-        })
-    }
-}
+/// One entry of the index as `index.get()` returns it (the type contracts see).
+pub use crate::contract::IndexEntry;
 
 /// A database.
 pub struct Database {
@@ -483,6 +460,34 @@ impl Database {
         }
     }
 
+    /// The loaded contract and the host it reads the index head through (loading the
+    /// contract first when needed).
+    pub(crate) fn contract_at_head(&mut self) -> Result<(&mut Contract, DbHost<'_>)> {
+        self.ensure_contract()?;
+        let Database {
+            contract,
+            index,
+            oplogs,
+            participants,
+            local_oplog,
+            index_key,
+            ..
+        } = self;
+        let contract = contract
+            .as_mut()
+            .ok_or_else(|| DatabaseError::NoContractSource {
+                key: hex::encode(*index_key),
+            })?;
+        let host = DbHost {
+            index_key: *index_key,
+            index: index.snapshot(),
+            oplogs,
+            participants,
+            local_oplog: *local_oplog,
+        };
+        Ok((contract, host))
+    }
+
     /// Loads the contract from the index source when it is not loaded.
     pub(crate) fn ensure_contract(&mut self) -> Result<()> {
         if self.contract.is_none() {
@@ -507,27 +512,7 @@ impl Database {
     /// emitted, appended to the local oplog in one durable append, each with its inclusion
     /// proof. The executor processes them later ([`Database::execute_pending`]).
     pub fn call(&mut self, method: &str, params: &Value) -> Result<Transaction> {
-        self.ensure_contract()?;
-        let Database {
-            contract,
-            index,
-            oplogs,
-            participants,
-            local_oplog,
-            ..
-        } = self;
-        let host = DbHost {
-            index_key: self.index_key,
-            index: index.snapshot(),
-            oplogs,
-            participants,
-            local_oplog: *local_oplog,
-        };
-        let Some(contract) = contract.as_mut() else {
-            return Err(DatabaseError::NoContractSource {
-                key: hex::encode(self.index_key),
-            });
-        };
+        let (contract, host) = self.contract_at_head()?;
         let outcome = contract.call(method, params, &host)?;
         let mut operations = Vec::new();
         if !outcome.ops.is_empty() {

@@ -23,7 +23,7 @@
 use crate::bee::{path_to_key, RangeOptions};
 use crate::codec::{self, Object, Value};
 use crate::contract::{ApplyOutcome, Change, ContractError};
-use crate::database::{Database, DatabaseError, DbHost, Result};
+use crate::database::{Database, DatabaseError, Result};
 use crate::schema::{self, Ack, ACK_PATH_PREFIX, CONTRACT_SOURCE_PATH, PARTICIPANT_PATH_PREFIX};
 use std::collections::HashMap;
 
@@ -264,32 +264,12 @@ impl Database {
         ts: f64,
         op: &Value,
     ) -> Result<(Value, Decision)> {
-        match self.ensure_contract() {
-            Ok(()) => {}
+        let (contract, host) = match self.contract_at_head() {
+            Ok(parts) => parts,
             Err(DatabaseError::Contract(e)) if is_contract_failure(&e) => {
                 return Ok((Value::Undefined, Decision::Failed(e.to_string())));
             }
             Err(e) => return Err(e),
-        }
-        let Database {
-            contract,
-            index,
-            oplogs,
-            participants,
-            local_oplog,
-            ..
-        } = self;
-        let Some(contract) = contract.as_mut() else {
-            return Err(DatabaseError::NoContractSource {
-                key: hex::encode(self.index_key),
-            });
-        };
-        let host = DbHost {
-            index_key: self.index_key,
-            index: index.snapshot(),
-            oplogs,
-            participants,
-            local_oplog: *local_oplog,
         };
         let metadata = match contract.process(op, &host) {
             Ok(v) => v,

@@ -56,6 +56,12 @@ impl IndexEntry {
                 .with("value", self.value.clone()),
         )
     }
+
+    /// The same object as JSON (`{"seq", "container", "name", "path", "value"}`), in vitra's
+    /// JSON convention for values.
+    pub fn to_json(&self) -> serde_json::Value {
+        crate::codec::to_json(&self.to_value())
+    }
 }
 
 /// One entry of a shallow listing (`index.list(prefix)`), as JS Vitra 0.1.3 builds it.
