@@ -152,6 +152,9 @@ pub enum Location {
 pub struct Options {
     /// Resource limits of the contract runtime.
     pub limits: Limits,
+    /// When appends to this instance's logs are durable (see [`log::Durability`]); the
+    /// default syncs every append to disk.
+    pub durability: log::Durability,
     /// Test-only executor misbehaviours, to prove the monitor catches each (JS Vitra's
     /// `ExecutorBehavior`).
     pub executor_behavior: ExecutorBehavior,
@@ -238,7 +241,7 @@ impl Database {
             if log.writable() && db.local_oplog.is_none() {
                 db.local_oplog = Some(key);
             }
-            db.oplogs.insert(key, log);
+            db.insert_oplog(log);
         }
         // Genesis: the contract source, one declaration per oplog, the genesis ack.
         let keys: Vec<[u8; 32]> = db.oplogs.keys().copied().collect();
@@ -292,9 +295,10 @@ impl Database {
     fn assemble(
         location: Location,
         store: Option<LogStore>,
-        index_log: Log,
+        mut index_log: Log,
         options: Options,
     ) -> Database {
+        index_log.set_durability(options.durability);
         Database {
             location,
             store,
@@ -308,6 +312,12 @@ impl Database {
             executor: None,
             clock: Box::new(wall_clock_ms),
         }
+    }
+
+    /// Keeps an opened oplog, with this instance's durability.
+    fn insert_oplog(&mut self, mut log: Log) {
+        log.set_durability(self.options.durability);
+        self.oplogs.insert(log.public_key(), log);
     }
 
     /// Replaces the executor's clock (`ack.ts`); tests use it to reproduce recorded acks.
@@ -384,7 +394,7 @@ impl Database {
     pub fn create_oplog(&mut self) -> Result<[u8; 32]> {
         let log = new_log(self.store.as_ref())?;
         let key = log.public_key();
-        self.oplogs.insert(key, log);
+        self.insert_oplog(log);
         if self.local_oplog.is_none() {
             self.local_oplog = Some(key);
             self.contract = None;
@@ -400,7 +410,7 @@ impl Database {
                 Some(store) => Log::create_replica(store.storage_for(key), *key)?,
                 None => Log::create_replica(Storage::Memory(MemoryStorage::default()), *key)?,
             };
-            self.oplogs.insert(*key, log);
+            self.insert_oplog(log);
         }
         self.oplogs
             .get(key)
@@ -559,12 +569,19 @@ impl Database {
             });
         }
         let hash = log.tree_hash(length)?;
-        let signature = match log.sign(&SignatureScheme::Compat.signable(&hash, length, log.fork()))
-        {
-            Some(sig) => sig,
-            None => match log.signed_head_at(length) {
-                Some(head) if head.tree_hash == hash => head.signature,
-                _ => {
+        // The head signed when the block was appended is this proof's signature; sign anew
+        // only when no head was signed at exactly this length (a block inside a batch).
+        let signature = match log.signed_head_at(length) {
+            Some(head)
+                if head.tree_hash == hash
+                    && head.fork == log.fork()
+                    && head.scheme == SignatureScheme::Compat =>
+            {
+                head.signature
+            }
+            _ => match log.sign(&SignatureScheme::Compat.signable(&hash, length, log.fork())) {
+                Some(sig) => sig,
+                None => {
                     return Err(DatabaseError::NoSignedHead {
                         key: hex::encode(key),
                         seq,

@@ -286,6 +286,21 @@ pub fn detect_scheme(
         .find(|s| crypto::verify(public_key, &s.signable(tree_hash, length, fork), signature))
 }
 
+/// When an append is durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `append_batch` returns once the blocks and their entry are synced to disk (two
+    /// `fdatasync`s per batch): a crash of the process or of the machine loses nothing that
+    /// was returned. The default.
+    #[default]
+    Synced,
+    /// `append_batch` returns once the writes reached the operating system, as JS Hypercore
+    /// does: a crash of the process loses nothing, a crash of the machine may lose the last
+    /// appends (and a writer that re-appends different blocks after that has forked its log).
+    /// Syncs still happen at every checkpoint and on [`Log::flush`].
+    Buffered,
+}
+
 /// How to open a log.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -324,6 +339,7 @@ pub struct Log {
     heads_persisted: usize,
     scheme: SignatureScheme,
     checkpoint_bytes: u64,
+    durability: Durability,
 }
 
 fn hexkey(k: &[u8; 32]) -> String {
@@ -424,6 +440,7 @@ impl Log {
             heads_persisted: 0,
             scheme: SignatureScheme::Compat,
             checkpoint_bytes: 4 << 20,
+            durability: Durability::Synced,
         };
         log.flush()?;
         Ok(log)
@@ -468,6 +485,7 @@ impl Log {
             heads_persisted: 0,
             scheme: SignatureScheme::Compat,
             checkpoint_bytes: 4 << 20,
+            durability: Durability::Synced,
         };
         log.flush()?;
         Ok(log)
@@ -552,6 +570,7 @@ impl Log {
             heads_persisted: 0,
             scheme: SignatureScheme::Compat,
             checkpoint_bytes: options.checkpoint_bytes.unwrap_or(4 << 20),
+            durability: Durability::Synced,
             header,
         };
         // Roots of the header's head come from the tree file.
@@ -1083,6 +1102,16 @@ impl Log {
         self.checkpoint_bytes = bytes;
     }
 
+    /// Chooses when appends are durable (see [`Durability`]).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// When appends are durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     // ---- writes ----
 
     fn require_writable(&self) -> Result<()> {
@@ -1149,7 +1178,9 @@ impl Log {
             data.extend_from_slice(b.as_ref());
         }
         self.files.data.write_at(self.byte_length, &data)?;
-        self.files.data.sync()?;
+        if self.durability == Durability::Synced {
+            self.files.data.sync()?;
+        }
         // 2. the oplog entry.
         let old = self.length;
         let entry = Entry {
@@ -1229,7 +1260,9 @@ impl Log {
         self.files
             .oplog
             .write_at(ENTRY_OFFSET + self.oplog_bytes, &framed)?;
-        self.files.oplog.sync()?;
+        if self.durability == Durability::Synced {
+            self.files.oplog.sync()?;
+        }
         self.oplog_bytes += framed.len() as u64;
         Ok(())
     }
@@ -1322,6 +1355,8 @@ impl Log {
     /// Checkpoints: writes tree nodes and bitfield pages to their files, then the header to
     /// the alternate slot, then empties the oplog's entries. Safe to call at any time.
     pub fn flush(&mut self) -> Result<()> {
+        // 0. the blocks themselves (already synced per batch unless appends are buffered).
+        self.files.data.sync()?;
         // 1. non-blank nodes and bitfield pages, synced.
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;

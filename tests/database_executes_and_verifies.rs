@@ -366,3 +366,27 @@ fn a_live_monitor_validates_new_entries_and_stops_at_the_first_violation() {
         }
     }
 }
+
+#[test]
+fn buffered_appends_reopen_intact_after_the_process_lets_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        durability: vitra::log::Durability::Buffered,
+        ..Options::default()
+    };
+    let key = {
+        let mut db = Database::create(Location::Dir(dir.path().into()), COUNTER, options.clone())
+            .expect("create");
+        for _ in 0..20 {
+            db.call("increment", &params(&[])).expect("call");
+        }
+        db.execute_pending().expect("execute");
+        db.key()
+    };
+    let mut db = Database::load(dir.path(), &key, options).expect("load");
+    assert_eq!(
+        db.get("/counter").expect("get").map(|e| e.value),
+        Some(Value::from(20))
+    );
+    assert_verified(&mut db);
+}
