@@ -2,10 +2,7 @@
 //! running the JS reference scripts in `compat-tests/` with a bounded timeout.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use vitra::bee::{Bee, BlockLog};
@@ -76,66 +73,15 @@ impl Rng {
     }
 }
 
-pub fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
-}
+#[path = "../support/node.rs"]
+mod runner;
 
 /// Runs `node compat-tests/<script>` with `input` on stdin and parses its JSON stdout.
-/// Fails the test with a clear message when node or node_modules are missing, the script
-/// fails, or it runs past `timeout`.
 pub fn run_node(script: &str, input: &Json, timeout: Duration) -> Json {
-    let dir = compat_dir();
-    assert!(
-        dir.join("node_modules").join("hyperbee").is_dir(),
-        "compat-tests/node_modules is missing: run `npm ci` in {}",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg(script)
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `node` (is Node.js installed?): {e}"));
     let body = serde_json::to_vec(input).expect("json");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("JS side (node {script}) timed out after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let out = out_t.join().unwrap_or_default();
-    let err = err_t.join().unwrap_or_default();
-    assert!(
-        status.success(),
-        "JS side (node {script}) failed with {status}: {err}"
-    );
+    let out = runner::run(script, &[], Some(body), timeout);
     serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("JS side (node {script}) printed bad JSON ({e}): {out}"))
+        .unwrap_or_else(|e| panic!("JS side (node {script}) printed bad JSON ({e}): {out:.2000}"))
 }
 
 pub fn hex_blocks(j: &Json) -> Vec<Vec<u8>> {

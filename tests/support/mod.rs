@@ -1,15 +1,10 @@
 //! Shared helpers for integration tests: running the JS reference peers in `compat-tests/`.
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The `compat-tests/` directory of this checkout.
-pub fn compat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
-}
+pub mod node;
 
 /// The `fixtures/` directory of this checkout.
 pub fn fixtures_dir() -> PathBuf {
@@ -17,55 +12,8 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// Runs `node compat-tests/<script> args...` and parses its stdout as JSON.
-///
-/// Fails (never skips) with a clear message when node or the npm packages are missing, when
-/// the script exits non-zero, or when it runs past `timeout`.
 pub fn node_json(script: &str, args: &[&str], timeout: Duration) -> serde_json::Value {
-    let dir = compat_dir();
-    assert!(
-        dir.join("node_modules").is_dir(),
-        "compat-tests/node_modules is missing: run `npm ci` in compat-tests/ (CI does this in .ci/run)"
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start `node` for {script} (is Node.js installed?): {e}")
-        });
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting on node") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("JS side ({script} {args:?}) did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    assert!(
-        status.success(),
-        "JS side ({script} {args:?}) failed with {status}:\n{stderr}"
-    );
+    let stdout = node::run(script, args, None, timeout);
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("JS side ({script}) printed invalid JSON ({e}): {stdout:.200}"))
 }
