@@ -1,6 +1,10 @@
 //! JS Hypercore 10.31.9 and 10.38.2 open logs this crate wrote (and append to them), and this
 //! crate opens logs they wrote (and appends to them), both ways, with truncations.
 
+#[path = "support/files.rs"]
+mod files;
+use files::copy_dir;
+
 mod common;
 
 use std::time::Duration;
@@ -193,19 +197,6 @@ fn js_reads_an_empty_and_a_fully_truncated_rust_log() {
             (state["length"].clone(), state["fork"].clone()),
             (json!(0), json!(1))
         );
-    }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
     }
 }
 

@@ -2,23 +2,14 @@
 //! cores' key pairs derive from `profiles/default`, and every recorded inclusion proof
 //! (`rootHashAtBlock`, `rootHashSignature` for `blockSeq`) verifies against our tree.
 
+#[path = "support/files.rs"]
+mod files;
+use files::copy_dir;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use vitra::log::{LogStore, SignatureScheme};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/js-vitra");

@@ -2,6 +2,10 @@
 //! layout), opens them by public key or discovery key, lists them, and a JS Vitra 0.1.3 store
 //! opens writable through its profile and accepts appends that survive a reopen.
 
+#[path = "support/files.rs"]
+mod files;
+use files::copy_dir;
+
 use std::path::Path;
 
 use vitra::log::crypto::discovery_key;
@@ -58,19 +62,6 @@ fn logs_live_under_their_discovery_key_and_reopen() {
         .err()
         .unwrap();
     assert!(matches!(wrong, LogError::KeyMismatch { .. }), "{wrong}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

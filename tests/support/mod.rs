@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod files;
 pub mod node;
 
 /// The `fixtures/` directory of this checkout.
@@ -51,24 +52,8 @@ impl Rng {
 /// Copies `fixtures/js-vitra/<name>` into a fresh temporary directory (tests must never
 /// write to the fixtures).
 pub fn copy_fixture(name: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).expect("create dir");
-        for entry in std::fs::read_dir(from).expect("read fixture dir") {
-            let entry = entry.expect("dir entry");
-            let target = to.join(entry.file_name());
-            if entry.file_type().expect("file type").is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).expect("copy fixture file");
-                let mut perms = std::fs::metadata(&target).expect("metadata").permissions();
-                #[allow(clippy::permissions_set_readonly_false)]
-                perms.set_readonly(false);
-                std::fs::set_permissions(&target, perms).expect("make writable");
-            }
-        }
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    copy(&fixtures_dir().join("js-vitra").join(name), dir.path());
+    files::copy_dir(&fixtures_dir().join("js-vitra").join(name), dir.path());
     dir
 }
 
