@@ -390,3 +390,65 @@ fn buffered_appends_reopen_intact_after_the_process_lets_go() {
     );
     assert_verified(&mut db);
 }
+
+#[test]
+fn malformed_ops_and_runaway_contracts_fail_their_op_and_the_rest_goes_on() {
+    use vitra::log::LogStore;
+    const RUNAWAY: &str = r#"
+        export function op ({ kind }, emit) { emit({ op: kind }) }
+        export const apply = {
+          LOOP (tx) { for (;;) {} },
+          PUT (tx) { tx.put('/ok', true) }
+        }
+    "#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        limits: vitra::contract::Limits {
+            time_budget: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let (key, oplog) = {
+        let mut db = Database::create(Location::Dir(dir.path().into()), RUNAWAY, options.clone())
+            .expect("create");
+        db.call("op", &params(&[("kind", "LOOP".into())]))
+            .expect("call");
+        (db.key(), db.local_oplog().expect("oplog"))
+    };
+    {
+        // Bytes that are not msgpack land in the oplog (a buggy or hostile writer).
+        let mut log = LogStore::new(dir.path())
+            .open(&oplog, None)
+            .expect("open oplog");
+        log.append(&[0xc1, 0xff, 0x00]).expect("append garbage");
+    }
+    let mut db = Database::load(dir.path(), &key, options).expect("load");
+    db.call("op", &params(&[("kind", "PUT".into())]))
+        .expect("call");
+    let report = db.execute_pending().expect("execute");
+    assert_eq!((report.processed, report.failed), (3, 2));
+    let runaway = db
+        .fetch_result(&oplog, 0)
+        .expect("result")
+        .expect("processed");
+    assert!(
+        runaway
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("time budget"),
+        "{runaway:?}"
+    );
+    assert!(
+        !db.fetch_result(&oplog, 1)
+            .expect("result")
+            .expect("processed")
+            .success
+    );
+    assert_eq!(
+        db.get("/ok").expect("get").map(|e| e.value),
+        Some(Value::Bool(true))
+    );
+    assert_verified(&mut db);
+}

@@ -93,7 +93,13 @@ impl ReplayEnv for DbReplay<'_> {
                 Ok(ReplayOutcome::Rejected(e.to_string()))
             }
             Err(e @ (ContractError::Timeout { .. } | ContractError::MemoryLimit { .. })) => {
-                Err(format!("the replay hit this machine's contract limits: {e}").into())
+                // The executor acks an op that exhausted its limits as failed; a replay that
+                // exhausts the same limits agrees with that ack, but cannot confirm a success.
+                if ack.get("success").and_then(Value::as_bool) == Some(false) {
+                    Ok(ReplayOutcome::Rejected(e.to_string()))
+                } else {
+                    Err(format!("the replay hit this machine's contract limits: {e}").into())
+                }
             }
             Err(e) => Err(e.into()),
         }
