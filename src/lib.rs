@@ -13,6 +13,9 @@
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
 //!
+//! - [`net`]: secret stream (Noise), protomux channels and the Hypercore replication wire
+//!   messages, compatible with JS `@hyperswarm/secret-stream`, `protomux` and Hypercore 10/11.
+//!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
 //!
@@ -24,3 +27,4 @@
 //! ```
 
 pub mod codec;
+pub mod net;
