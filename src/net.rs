@@ -17,10 +17,14 @@
 //! (built on the log engine) owns requests, proofs and storage.
 
 pub mod compact;
+pub mod connection;
 pub mod noise;
+pub mod protomux;
 pub mod secretstream;
 pub mod stream;
+pub mod wire;
 
+pub use connection::{Channel, Connection, ConnectionConfig, IncomingChannel, MuxChannel};
 pub use noise::KeyPair;
 pub use stream::{SecretStream, SecretStreamConfig};
 
