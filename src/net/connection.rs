@@ -189,6 +189,8 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // Channels outliving the connection must see it end rather than wait forever.
+        self.shared.end("connection dropped".into());
         for t in &self.tasks {
             t.abort();
         }
@@ -804,5 +806,97 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> Result<(Connection, Connection), NetError> {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let cfg = ConnectionConfig::default();
+        let (ka, kb) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+        let (ca, cb) = tokio::join!(
+            Connection::connect(a, true, &ka, cfg.clone()),
+            Connection::connect(b, false, &kb, cfg.clone())
+        );
+        Ok((ca?, cb?))
+    }
+
+    #[tokio::test]
+    async fn rust_peers_open_the_same_core_once_and_exchange_messages() -> Result<(), NetError> {
+        let (ca, cb) = pair().await?;
+        let key = [7u8; 32];
+        let (a, b) = tokio::join!(ca.open_core(&key), cb.open_core(&key));
+        let (mut a, mut b) = (a?, b?);
+        assert_eq!(a.discovery_key(), wire::discovery_key(&key));
+        let sync = Message::Sync(wire::Sync {
+            length: 3,
+            uploading: true,
+            ..wire::Sync::default()
+        });
+        a.send(&sync)?;
+        a.send_batch(&[
+            Message::Cancel(wire::Cancel { request: 1 }),
+            Message::Cancel(wire::Cancel { request: 2 }),
+        ])?;
+        assert_eq!(b.recv().await?, sync);
+        assert_eq!(
+            b.recv().await?,
+            Message::Cancel(wire::Cancel { request: 1 })
+        );
+        assert_eq!(
+            b.recv().await?,
+            Message::Cancel(wire::Cancel { request: 2 })
+        );
+        b.send(&Message::NoData(wire::NoData {
+            request: 9,
+            reason: 0,
+        }))?;
+        assert_eq!(
+            a.recv().await?,
+            Message::NoData(wire::NoData {
+                request: 9,
+                reason: 0
+            })
+        );
+        // A remote close ends the peer's channel; dropping a connection ends its channels.
+        a.close();
+        assert!(matches!(
+            b.recv().await,
+            Err(NetError::ChannelClosed { .. })
+        ));
+        let mut other = ca.open_channel("x", &[], None, &[])?;
+        drop(ca);
+        assert!(matches!(
+            other.recv().await,
+            Err(NetError::ConnectionClosed { .. })
+        ));
+        // The peer notices the connection went away.
+        assert!(tokio::time::timeout(Duration::from_secs(5), async {
+            while cb.accept().await.is_some() {}
+        })
+        .await
+        .is_ok());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn wrong_capability_is_refused() -> Result<(), NetError> {
+        let (ca, cb) = pair().await?;
+        // The peer opens the core's channel with a capability for another key.
+        let dk = wire::discovery_key(&[7; 32]);
+        let forged = wire::Handshake {
+            seeks: true,
+            capability: wire::capability(false, &[8; 32], &cb.info().handshake_hash),
+        };
+        let _theirs = cb.open_channel(wire::PROTOCOL, &[], Some(&dk), &forged.encode())?;
+        let r = ca.open_core(&[7; 32]).await;
+        assert!(
+            matches!(r, Err(NetError::CapabilityMismatch { .. })),
+            "{r:?}"
+        );
+        Ok(())
     }
 }
