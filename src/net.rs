@@ -12,6 +12,25 @@
 //! - [`connection`]: [`Connection`], one multiplexed peer connection where each core gets
 //!   one [`Channel`] carrying typed [`wire::Message`]s.
 //!
+//! ```no_run
+//! use vitra::net::{wire, Connection, ConnectionConfig, KeyPair};
+//! # async fn run(core_key: [u8; 32]) -> Result<(), vitra::net::NetError> {
+//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:4000").await.map_err(|source| {
+//!     vitra::net::NetError::Io { during: "connecting", source }
+//! })?;
+//! let conn = Connection::connect(tcp, true, &KeyPair::generate()?, ConnectionConfig::default()).await?;
+//! let mut channel = conn.open_core(&core_key).await?; // one channel per core
+//! channel.send(&wire::Message::Sync(wire::Sync { uploading: true, ..Default::default() }))?;
+//! let reply: wire::Message = channel.recv().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Threat model: the peer is untrusted until the handshake, and after it is only known by its
+//! public key. Before authentication we accept handshake frames of at most 64 KiB; after it a
+//! frame is at most 16 MiB (uint24). A capability proves the peer knows a core's key and is
+//! bound to this connection's handshake hash, so it cannot be replayed elsewhere. Nothing here
+//! checks that data is *true*: proofs are verified by the replication engine.
+//!
 //! This layer never panics on anything a peer sends, never lets one peer's failure touch
 //! another connection, and never decides what to replicate: the replication engine above it
 //! (built on the log engine) owns requests, proofs and storage.
@@ -150,6 +169,12 @@ pub enum NetError {
     CapabilityMismatch {
         /// The core's discovery key in hex.
         discovery_key: String,
+    },
+    /// A connection was started outside a tokio runtime.
+    #[error("no tokio runtime to run the connection on: {reason}")]
+    NoRuntime {
+        /// tokio's explanation.
+        reason: String,
     },
     /// A Hypercore message of a type this implementation does not know.
     #[error("unknown hypercore message type {kind}")]

@@ -43,12 +43,17 @@ pub struct ConnectionConfig {
 }
 
 impl Default for ConnectionConfig {
+    /// Keep-alive every 5 s and an idle timeout of 20 s: JS Hypercore's `replicate()` also
+    /// sends keep-alives every 5 s, so a live peer is never idle that long.
     fn default() -> Self {
         ConnectionConfig {
-            stream: SecretStreamConfig::default(),
+            stream: SecretStreamConfig {
+                idle_timeout: Some(Duration::from_secs(20)),
+                ..SecretStreamConfig::default()
+            },
             channel_buffer: 256,
             max_pending_bytes: 4 * 1024 * 1024,
-            keep_alive: None,
+            keep_alive: Some(Duration::from_secs(5)),
             open_timeout: Duration::from_secs(30),
         }
     }
@@ -209,14 +214,18 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let stream = SecretStream::connect(io, is_initiator, key_pair, &config.stream).await?;
-        Ok(Connection::new(stream, config))
+        Connection::new(stream, config)
     }
 
-    /// Starts multiplexing over an established secret stream. Needs a tokio runtime.
-    pub fn new<S>(stream: SecretStream<S>, config: ConnectionConfig) -> Connection
+    /// Starts multiplexing over an established secret stream. Must be called inside a tokio
+    /// runtime with timers enabled (an error, not a panic, when there is no runtime).
+    pub fn new<S>(stream: SecretStream<S>, config: ConnectionConfig) -> Result<Connection, NetError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| NetError::NoRuntime {
+            reason: e.to_string(),
+        })?;
         let (reader, writer, info) = stream.into_split();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -230,14 +239,14 @@ impl Connection {
             out: out_tx,
             config,
         });
-        let r = tokio::spawn(read_loop(reader, shared.clone()));
-        let w = tokio::spawn(write_loop(writer, out_rx, shared.clone(), keep_alive));
-        Connection {
+        let r = runtime.spawn(read_loop(reader, shared.clone()));
+        let w = runtime.spawn(write_loop(writer, out_rx, shared.clone(), keep_alive));
+        Ok(Connection {
             shared,
             incoming: tokio::sync::Mutex::new(in_rx),
             info,
             tasks: vec![r, w],
-        }
+        })
     }
 
     /// What the handshake established (keys, handshake hash, role).
@@ -320,7 +329,12 @@ impl Connection {
         let local_id = st.next_local;
         st.next_local += 1;
         let (tx, rx) = mpsc::unbounded_channel();
-        let permits = Arc::new(Semaphore::new(self.shared.config.channel_buffer.max(1)));
+        let permits = Arc::new(Semaphore::new(
+            self.shared
+                .config
+                .channel_buffer
+                .clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let mut channel = LocalChannel {
             protocol: protocol.to_string(),
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
