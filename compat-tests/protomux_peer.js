@@ -4,7 +4,7 @@
 // channel "js-unwanted"; it answers any "vitra-test" channel the Rust side opens (handshake
 // "js-accepts") and rejects every other protocol. Channel messages: type 0 c.string (echoed
 // back as "echo:" + text, "bye" destroys the connection), type 1 c.raw (echoed back as is).
-// Once "from-js" is open it sends "batched-1" and "batched-2" corked into one batch.
+// Right after opening "from-js" it sends "early"; once that channel is open it sends "batched-1" and "batched-2" corked into one batch.
 // Prints JSON lines: open / message / raw / close events.
 const net = require('net')
 const crypto = require('crypto')
@@ -56,6 +56,8 @@ function makeChannel(protocol, id, hello, onopen) {
     return null
   }
   ch.open(hello)
+  // Sent before the Rust side has answered the open: it must be buffered, not lost.
+  if (hello === 'js-hello') ch.messages[0].send('early')
   return ch
 }
 

@@ -170,6 +170,14 @@ pub enum NetError {
         /// The core's discovery key in hex.
         discovery_key: String,
     },
+    /// Too many bytes are waiting to be sent (the peer reads slower than we send).
+    #[error("send queue full: {queued} bytes queued, limit {max}")]
+    SendQueueFull {
+        /// Bytes that would be queued.
+        queued: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// A connection was started outside a tokio runtime.
     #[error("no tokio runtime to run the connection on: {reason}")]
     NoRuntime {

@@ -94,7 +94,9 @@ async fn scenario(js_role: &str) {
         }
     }
 
-    // A batch from JS (cork/uncork) decodes into both messages, in order.
+    // A message JS sent before we answered its open was buffered; then a batch from JS
+    // (cork/uncork) decodes into both messages, in order.
+    assert_eq!(recv_text(&mut from_js).await, "early");
     assert_eq!(recv_text(&mut from_js).await, "batched-1");
     assert_eq!(recv_text(&mut from_js).await, "batched-2");
 

@@ -12,6 +12,7 @@
 //! the application opens the same protocol and id (which pairs them) or rejects them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +41,13 @@ pub struct ConnectionConfig {
     pub keep_alive: Option<Duration>,
     /// How long [`Connection::open_core`] waits for the peer to open its side.
     pub open_timeout: Duration,
+    /// Writing one frame may take at most this long; a peer that stops reading longer ends
+    /// the connection with [`NetError::Timeout`].
+    pub write_timeout: Duration,
+    /// Bytes that may wait in the send queue; sends beyond it fail with
+    /// [`NetError::SendQueueFull`] (a single frame larger than this is still accepted when the
+    /// queue is empty). Poll [`Connection::queued_bytes`] to pace sending.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -55,6 +63,8 @@ impl Default for ConnectionConfig {
             max_pending_bytes: 4 * 1024 * 1024,
             keep_alive: Some(Duration::from_secs(5)),
             open_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(20),
+            max_queued_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -114,6 +124,8 @@ enum Outgoing {
 struct Shared {
     state: Mutex<MuxState>,
     out: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes queued for the writer and not yet written.
+    queued: AtomicUsize,
     config: ConnectionConfig,
 }
 
@@ -125,9 +137,17 @@ impl Shared {
     }
 
     fn send_frame(&self, frame: Vec<u8>) -> Result<(), NetError> {
-        self.out
-            .send(Outgoing::Frame(frame))
-            .map_err(|_| self.closed_error())
+        let len = frame.len();
+        let max = self.config.max_queued_bytes;
+        let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > max && queued != len {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(NetError::SendQueueFull { queued, max });
+        }
+        self.out.send(Outgoing::Frame(frame)).map_err(|_| {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.closed_error()
+        })
     }
 
     fn closed_error(&self) -> NetError {
@@ -171,6 +191,18 @@ pub struct IncomingChannel {
     /// The peer's handshake bytes.
     pub handshake: Vec<u8>,
     remote_id: u64,
+}
+
+impl IncomingChannel {
+    /// The discovery key, when this is a Hypercore replication channel.
+    pub fn discovery_key(&self) -> Option<[u8; 32]> {
+        if self.protocol != wire::PROTOCOL && self.protocol != wire::PROTOCOL_ALIAS {
+            return None;
+        }
+        self.id
+            .as_deref()
+            .and_then(|id| <[u8; 32]>::try_from(id).ok())
+    }
 }
 
 /// A multiplexed connection to one peer.
@@ -237,6 +269,7 @@ impl Connection {
                 ..MuxState::default()
             }),
             out: out_tx,
+            queued: AtomicUsize::new(0),
             config,
         });
         let r = runtime.spawn(read_loop(reader, shared.clone()));
@@ -257,6 +290,11 @@ impl Connection {
     /// The peer's authenticated public key.
     pub fn remote_public_key(&self) -> [u8; 32] {
         self.info.remote_public_key
+    }
+
+    /// Bytes queued for sending and not yet written to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// Why the connection ended, once it has.
@@ -794,13 +832,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let next = match keep_alive {
             Some(every) => match tokio::time::timeout(every, rx.recv()).await {
                 Ok(o) => o,
-                Err(_) => Some(Outgoing::Frame(Vec::new())),
+                Err(_) => Some(Outgoing::Frame(Vec::new())), // keep-alive, 0 bytes queued
             },
             None => rx.recv().await,
         };
         match next {
             Some(Outgoing::Frame(frame)) => {
-                if let Err(e) = writer.send(&frame).await {
+                let after = shared.config.write_timeout;
+                let result = match tokio::time::timeout(after, writer.send(&frame)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NetError::Timeout {
+                        during: "sending (the peer stopped reading)",
+                        after,
+                    }),
+                };
+                shared.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+                if let Err(e) = result {
                     shared.end(e.to_string());
                     return;
                 }
@@ -893,6 +940,42 @@ mod tests {
         })
         .await
         .is_ok());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn peer_that_stops_reading_ends_the_connection() -> Result<(), NetError> {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let cfg = ConnectionConfig {
+            write_timeout: Duration::from_millis(200),
+            max_queued_bytes: 1 << 20,
+            ..ConnectionConfig::default()
+        };
+        let (ka, kb) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+        let peer_cfg = SecretStreamConfig::default();
+        let (conn, peer) = tokio::join!(
+            Connection::connect(a, true, &ka, cfg),
+            SecretStream::responder(b, &kb, &peer_cfg)
+        );
+        let (conn, _peer_never_reads) = (conn?, peer?);
+        let ch = conn.open_channel("x", &[], None, &[])?;
+        let chunk = vec![1u8; 100_000];
+        let mut full = false;
+        for _ in 0..1000 {
+            match ch.send(0, &chunk) {
+                Ok(()) => tokio::task::yield_now().await,
+                Err(NetError::SendQueueFull { .. }) => {
+                    full = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        assert!(full, "the send queue is bounded");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let ended = conn.ended().unwrap_or_default();
+        assert!(ended.contains("stopped reading"), "{ended}");
+        assert!(ch.send(0, b"more").is_err());
         Ok(())
     }
 
