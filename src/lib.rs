@@ -12,9 +12,11 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
-//! - [`log`]: signed append-only logs (our Hypercore 10 core): storage, Merkle tree,
-//!   signatures, proofs, and JS Vitra 0.1.3's pre-release cores.
-//! - [`bee`]: the index, a Hyperbee 1.x B-tree on a log, byte-compatible with JS Hyperbee.
+//! - [`log`]: signed append-only logs (our Hypercore 10 core): JS Hypercore 10 storage format,
+//!   BLAKE2b Merkle tree, Ed25519 heads, truncation and forks, proofs, signed-head history, and
+//!   JS Vitra 0.1.3's pre-release cores.
+//! - [`bee`]: the index B-tree, our own Hyperbee 1.x (byte-identical blocks to JS Hyperbee
+//!   1.10.1): get, put/del, batch, peek/range, history (live), checkout, Vitra's shallow list.
 //! - [`contract`]: the sandboxed contract runtime (QuickJS-NG): methods, `process`, `apply`
 //!   and the `tx` changes, behind a [`contract::ContractHost`] that serves index reads.
 //! - [`schema`]: the reserved `/.sys/` paths and the ack and participant values.
@@ -22,10 +24,8 @@
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //! - [`database`]: the public API: create, load, call, execute, verify.
-//!
-//! - [`log`]: signed append-only logs (our Hypercore 10 core): JS Hypercore 10 storage format,
-//!   BLAKE2b Merkle tree, Ed25519 heads, truncation and forks, proofs, signed-head history, and
-//!   JS Vitra 0.1.3's pre-release cores.
+//! - [`net`]: secret stream (Noise), protomux channels and the Hypercore replication wire
+//!   messages, compatible with JS `@hyperswarm/secret-stream`, `protomux` and Hypercore 10/11.
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -36,9 +36,6 @@
 //! assert_eq!(decode(&bytes)?, op);
 //! # Ok::<(), vitra::codec::CodecError>(())
 //! ```
-//!
-//! - [`bee`]: the index B-tree, our own Hyperbee 1.x (byte-identical blocks to JS Hyperbee
-//!   1.10.1): get, put/del, batch, peek/range, history (live), checkout, Vitra's shallow list.
 
 pub mod bee;
 pub mod codec;
@@ -47,5 +44,6 @@ pub mod database;
 pub mod executor;
 pub mod log;
 pub mod monitor;
+pub mod net;
 pub mod proof;
 pub mod schema;
