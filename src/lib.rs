@@ -22,6 +22,7 @@
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
 //! - [`database`]: the public API: create, load, call, execute, verify.
+//! - [`cli`]: the `vitra` command: subcommands, REPL, host process (`vitra serve`).
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod bee;
+pub mod cli;
 pub mod codec;
 pub mod contract;
 pub mod database;
