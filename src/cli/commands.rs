@@ -39,6 +39,8 @@ impl Session {
         let key = resolve_key(dir, key)?;
         let root = store_root(dir);
         let mut db = Database::load(&root, &key, options.clone())?;
+        let config = Config::read(dir)?;
+        open_created_oplogs(&mut db, &root, config.as_ref())?;
         if db.is_executor() {
             db.execute_pending()?;
         }
@@ -46,7 +48,7 @@ impl Session {
             dir: dir.to_path_buf(),
             root,
             db,
-            config: Config::read(dir)?,
+            config,
             hosted: false,
             options,
             _lock: lock,
@@ -58,7 +60,7 @@ impl Session {
     fn reload(&mut self) -> Result<()> {
         let key = self.db.key();
         self.db = Database::load(&self.root, &key, self.options.clone())?;
-        Ok(())
+        open_created_oplogs(&mut self.db, &self.root, self.config.as_ref())
     }
 
     fn tx_dir(&self) -> PathBuf {
@@ -80,6 +82,23 @@ impl Session {
         }
         Ok(id)
     }
+}
+
+/// Opens the oplogs this directory created that are not participants (yet), so they can be
+/// listed, written and deleted.
+fn open_created_oplogs(db: &mut Database, root: &Path, config: Option<&Config>) -> Result<()> {
+    let store = crate::log::LogStore::new(root);
+    for hex_key in config
+        .map(|c| c.created_oplog_pubkeys.as_slice())
+        .unwrap_or_default()
+    {
+        if let Some(key) = crate::database::parse_key(hex_key) {
+            if store.contains(&key) {
+                db.open_oplog(&key)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A fraud proof's id: the first 16 hex digits of the BLAKE2b hash of its JSON.
