@@ -422,6 +422,20 @@ impl Output {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> u8 {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error{place}: {}", one_line(&message));
+    }));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut output = Output::stdio();
     run_args(&args, &mut output)

@@ -101,7 +101,20 @@ fn a_cheating_host_is_caught_through_the_socket() {
         &["serve", "--test-executor-behavior", "wrong-op-mutations"],
     );
     host.wait_for("serving");
+    // With "monitor": true in vitra.json the host verifies each new head by itself.
+    let mut config = json(&std::fs::read_to_string(dir.join("vitra.json")).expect("vitra.json"));
+    config["monitor"] = serde_json::Value::Bool(true);
+    std::fs::write(dir.join("vitra.json"), config.to_string()).expect("write vitra.json");
     ok(&dir, &["call", "claim", "--wait"], 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(dir.join("fraud")).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host did not record the fraud"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(json(&ok(&dir, &["info", "--json"], 0))["monitor"], true);
     let r = run(&dir, &["verify"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["vitraContractFraudProof"], 1);

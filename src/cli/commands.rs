@@ -24,8 +24,6 @@ pub struct Session {
     pub root: PathBuf,
     /// The database.
     pub db: Database,
-    /// `vitra.json`, when the directory has one.
-    pub config: Option<Config>,
     /// Whether this session is served by a host process.
     pub hosted: bool,
     options: Options,
@@ -48,7 +46,6 @@ impl Session {
             dir: dir.to_path_buf(),
             root,
             db,
-            config,
             hosted: false,
             options,
             _lock: lock,
@@ -60,7 +57,7 @@ impl Session {
     fn reload(&mut self) -> Result<()> {
         let key = self.db.key();
         self.db = Database::load(&self.root, &key, self.options.clone())?;
-        open_created_oplogs(&mut self.db, &self.root, self.config.as_ref())
+        open_created_oplogs(&mut self.db, &self.root, Config::read(&self.dir)?.as_ref())
     }
 
     fn tx_dir(&self) -> PathBuf {
@@ -285,7 +282,7 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
         Command::Verify { json } => verify(s, json, out),
         Command::Oplog(OplogCommand::Create) => {
             let key = hex::encode(s.db.create_oplog()?);
-            if let Some(config) = &mut s.config {
+            if let Some(mut config) = Config::read(&s.dir)? {
                 config.created_oplog_pubkeys.push(key.clone());
                 config.write(&s.dir)?;
             }
@@ -350,6 +347,7 @@ fn command_name(c: &Command) -> &'static str {
 }
 
 fn info(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
+    let monitor = Config::read(&s.dir)?.is_some_and(|c| c.monitor);
     let db = &s.db;
     let local = db.local_oplog();
     let mut roles = Vec::new();
@@ -385,7 +383,7 @@ fn info(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
         "index": {"length": db.index_len(), "byteLength": db.index_log().byte_len()},
         "participants": db.participants().iter().map(hex::encode).collect::<Vec<_>>(),
         "oplogs": oplogs,
-        "monitor": s.config.as_ref().is_some_and(|c| c.monitor),
+        "monitor": monitor,
         "host": {"running": s.hosted, "pid": if s.hosted { Json::from(std::process::id()) } else { Json::Null }},
     });
     if json {
@@ -421,11 +419,7 @@ fn info(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
     }
     out.line(format!(
         "monitor:      {}",
-        if s.config.as_ref().is_some_and(|c| c.monitor) {
-            "on"
-        } else {
-            "off"
-        }
+        if monitor { "on" } else { "off" }
     ));
     out.line(format!(
         "host:         {}",
@@ -624,10 +618,7 @@ fn delete_oplog(s: &mut Session, pubkey: &str, out: &mut Output) -> Result<u8> {
             "oplog {hex_key} is an active participant; remove it through the contract first"
         )));
     }
-    let created = s
-        .config
-        .as_ref()
-        .is_some_and(|c| c.created_oplog_pubkeys.contains(&hex_key));
+    let created = Config::read(&s.dir)?.is_some_and(|c| c.created_oplog_pubkeys.contains(&hex_key));
     let log = s.db.oplog(&key).ok_or_else(|| CliError::NotFound {
         what: format!("oplog {hex_key}"),
     })?;
@@ -640,7 +631,7 @@ fn delete_oplog(s: &mut Session, pubkey: &str, out: &mut Output) -> Result<u8> {
     let store = crate::log::LogStore::new(&s.root);
     let path = store.dir_for_discovery_key(&log.discovery_key());
     std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
-    if let Some(config) = &mut s.config {
+    if let Some(mut config) = Config::read(&s.dir)? {
         config.created_oplog_pubkeys.retain(|k| k != &hex_key);
         config.write(&s.dir)?;
     }
