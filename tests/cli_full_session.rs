@@ -344,3 +344,25 @@ fn codec_commands_still_work() {
         json!({"op": "INCREMENT", "amount": 1})
     );
 }
+
+#[test]
+fn missing_oplog_data_cannot_verify_and_says_why() {
+    let (_tmp, dir, key, m) = fixture("counter");
+    let dk = m["oplogs"][0]["discoveryKey"]
+        .as_str()
+        .expect("discoveryKey");
+    std::fs::remove_dir_all(dir.join("cores").join(&dk[0..2]).join(&dk[2..4]).join(dk))
+        .expect("remove the oplog");
+    let r = run(&dir, &["verify", "--key", &key]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr
+            .starts_with("cannot verify: cannot fetch operation 0 of oplog"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&dir, &["verify", "--json", "--key", &key]);
+    assert_eq!(r.code, 1);
+    assert_eq!(json(&r.stdout)["verified"], false);
+}

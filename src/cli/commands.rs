@@ -305,7 +305,13 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
         Command::Tx(TxCommand::Show { id }) => {
             let tx = load_tx(s, &id)?;
             let results = s.db.fetch_results(&tx)?;
-            out.line(serde_json::to_string_pretty(&tx.to_json(&results)).unwrap_or_default());
+            let doc = tx.to_json(&results);
+            // Keep the saved copy up to date once its operations are processed.
+            let saved = s.tx_dir().join(format!("{id}.json"));
+            if saved.exists() && results.iter().all(Option::is_some) {
+                write_json(&saved, &doc)?;
+            }
+            out.line(serde_json::to_string_pretty(&doc).unwrap_or_default());
             Ok(EXIT_OK)
         }
         Command::Tx(TxCommand::Verify { id }) => tx_verify(s, &id, out),

@@ -54,8 +54,11 @@ impl Config {
             reason: reason.to_owned(),
         };
         let doc: Json = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-        if doc.get("vitraConfig").and_then(Json::as_u64) != Some(1) {
-            return Err(bad("expected \"vitraConfig\": 1"));
+        // JS Vitra reads any version field; only a different explicit version is refused.
+        if let Some(version) = doc.get("vitraConfig") {
+            if version.as_u64() != Some(1) {
+                return Err(bad("unsupported \"vitraConfig\" version (expected 1)"));
+            }
         }
         let pubkey = doc
             .get("pubkey")
