@@ -181,6 +181,19 @@ fn repl_session_on_a_terminal() {
     pty.expect("monitoring stopped");
     pty.send(".help");
     pty.expect(".txverify");
+    // .destroy asks first; only "yes" deletes.
+    pty.send(".destroy");
+    pty.expect("type yes: ");
+    pty.send("no");
+    pty.expect("not deleted");
+    assert!(dir.join("vitra.json").exists());
+    pty.send(".destroy");
+    pty.expect("type yes: ");
+    pty.send("yes");
+    pty.expect(&format!("deleted database {key}"));
+    assert!(!dir.join("vitra.json").exists() && !dir.join("cores").exists());
+    pty.send(".info");
+    pty.expect("no database open");
     pty.send(".exit");
     let deadline = Instant::now() + Duration::from_secs(30);
     while pty.child.try_wait().expect("wait").is_none() {
