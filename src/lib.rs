@@ -26,6 +26,7 @@
 //! - [`database`]: the public API: create, load, call, execute, verify.
 //! - [`net`]: secret stream (Noise), protomux channels and the Hypercore replication wire
 //!   messages, compatible with JS `@hyperswarm/secret-stream`, `protomux` and Hypercore 10/11.
+//! - [`cli`]: the `vitra` command: subcommands, REPL, host process (`vitra serve`).
 //!
 //! ```
 //! use vitra::codec::{decode, encode, Object, Value};
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod bee;
+pub mod cli;
 pub mod codec;
 pub mod contract;
 pub mod database;

@@ -1,0 +1,767 @@
+//! The database commands, run against an open [`Session`] (in this process, or in the host
+//! process on behalf of a client): output and exit codes are the same either way.
+
+use super::datadir::{
+    json_files, key_arg, read_json, resolve_key, store_root, write_json, Config, Lock,
+};
+use super::host::{self, Target};
+use super::{
+    io_err, one_line, Cli, CliError, Command, FraudCommand, GlobalArgs, OplogCommand, Output,
+    Result, TxCommand, EXIT_FAILURE, EXIT_FRAUD, EXIT_OK, EXIT_REJECTED, EXIT_USAGE,
+};
+use crate::codec::{self, Object, Value};
+use crate::database::{Database, Options, Transaction, Verdict};
+use crate::executor::ExecutorBehavior;
+use crate::proof::FraudProof;
+use serde_json::{json, Value as Json};
+use std::path::{Path, PathBuf};
+
+/// An open database and its data directory.
+pub struct Session {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The log store root.
+    pub root: PathBuf,
+    /// The database.
+    pub db: Database,
+    /// Whether this session is served by a host process.
+    pub hosted: bool,
+    options: Options,
+    _lock: Lock,
+}
+
+impl Session {
+    /// Opens the database of `dir` (holding its lock); as executor, processes pending ops.
+    pub fn open(dir: &Path, key: Option<&str>, options: Options) -> Result<Session> {
+        let lock = Lock::acquire(dir)?;
+        let key = resolve_key(dir, key)?;
+        let root = store_root(dir);
+        let mut db = Database::load(&root, &key, options.clone())?;
+        let config = Config::read(dir)?;
+        open_created_oplogs(&mut db, &root, config.as_ref())?;
+        if db.is_executor() {
+            db.execute_pending()?;
+        }
+        Ok(Session {
+            dir: dir.to_path_buf(),
+            root,
+            db,
+            hosted: false,
+            options,
+            _lock: lock,
+        })
+    }
+
+    /// Re-opens the database from storage (after storage changed underneath, e.g. a deleted
+    /// oplog).
+    fn reload(&mut self) -> Result<()> {
+        let key = self.db.key();
+        self.db = Database::load(&self.root, &key, self.options.clone())?;
+        open_created_oplogs(&mut self.db, &self.root, Config::read(&self.dir)?.as_ref())
+    }
+
+    fn tx_dir(&self) -> PathBuf {
+        self.dir.join("tx")
+    }
+
+    fn fraud_dir(&self) -> PathBuf {
+        self.dir.join("fraud")
+    }
+
+    /// Saves a fraud proof under `fraud/`; returns its id (derived from its content, so the
+    /// same fraud found twice is one file).
+    pub fn save_fraud(&self, proof: &FraudProof) -> Result<String> {
+        let doc = proof.to_json();
+        let id = fraud_id(&doc);
+        let path = self.fraud_dir().join(format!("{id}.json"));
+        if !path.exists() {
+            write_json(&path, &doc)?;
+        }
+        Ok(id)
+    }
+}
+
+/// Opens the oplogs this directory created that are not participants (yet), so they can be
+/// listed, written and deleted.
+fn open_created_oplogs(db: &mut Database, root: &Path, config: Option<&Config>) -> Result<()> {
+    let store = crate::log::LogStore::new(root);
+    for hex_key in config
+        .map(|c| c.created_oplog_pubkeys.as_slice())
+        .unwrap_or_default()
+    {
+        if let Some(key) = crate::database::parse_key(hex_key) {
+            if store.contains(&key) {
+                db.open_oplog(&key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fraud proof's id: the first 16 hex digits of the BLAKE2b hash of its JSON.
+pub fn fraud_id(doc: &Json) -> String {
+    use blake2::{Blake2b512, Digest};
+    let digest = Blake2b512::digest(doc.to_string().as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// The executor behaviour named on the command line.
+pub fn behavior(name: Option<&str>) -> Result<ExecutorBehavior> {
+    Ok(match name {
+        None | Some("normal") => ExecutorBehavior::Normal,
+        Some("process-op-multiple-times") => ExecutorBehavior::ProcessOpMultipleTimes,
+        Some("skip-ops") => ExecutorBehavior::SkipOps,
+        Some("wrong-op-mutations") => ExecutorBehavior::WrongOpMutations,
+        Some(other) => {
+            return Err(CliError::Refused(format!(
+                "unknown executor behavior {other:?}"
+            )))
+        }
+    })
+}
+
+/// The options a command line asks for.
+pub fn options(global: &GlobalArgs) -> Result<Options> {
+    Ok(Options {
+        executor_behavior: behavior(global.test_executor_behavior.as_deref())?,
+        ..Options::default()
+    })
+}
+
+/// The directory a command line names (default: the current directory).
+pub fn dir_of(global: &GlobalArgs) -> Result<PathBuf> {
+    match &global.dir {
+        Some(d) => Ok(d.clone()),
+        None => std::env::current_dir().map_err(io_err(".")),
+    }
+}
+
+/// Runs a parsed command line; `args` is the original argument list (forwarded as is to a
+/// host process).
+pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
+    match cli.command {
+        Command::Pack { json } => {
+            let parsed: Json = serde_json::from_str(&json).map_err(|e| CliError::BadJson {
+                what: "the value",
+                reason: e.to_string(),
+            })?;
+            out.line(hex::encode(codec::encode(&codec::from_json(&parsed))));
+            Ok(EXIT_OK)
+        }
+        Command::Unpack { hex: text } => {
+            let bytes = hex::decode(text.trim())
+                .map_err(|e| CliError::Refused(format!("invalid hex: {e}")))?;
+            let value = codec::decode(&bytes).map_err(|e| CliError::Refused(e.to_string()))?;
+            out.line(codec::to_json(&value));
+            Ok(EXIT_OK)
+        }
+        Command::Init { contract } => {
+            let key = init(&dir_of(&cli.global)?, &contract, options(&cli.global)?)?;
+            out.line(key);
+            Ok(EXIT_OK)
+        }
+        Command::Repl => super::repl::run(&cli.global),
+        Command::Serve => host::serve(&cli.global, out),
+        Command::Stop => host::stop(&dir_of(&cli.global)?, out),
+        Command::Monitor { interval } => {
+            let mut target = Target::open(&cli.global)?;
+            monitor(&mut target, interval, out)
+        }
+        _ => {
+            let mut target = Target::open(&cli.global)?;
+            Ok(target.run(args, out))
+        }
+    }
+}
+
+/// Creates a database in `dir` from the contract file; returns its key (hex).
+pub fn init(dir: &Path, contract: &Path, options: Options) -> Result<String> {
+    let source = std::fs::read_to_string(contract).map_err(io_err(contract))?;
+    let _lock = Lock::acquire(dir)?;
+    if let Some(config) = Config::read(dir)? {
+        return Err(CliError::AlreadyInitialized {
+            dir: dir.to_path_buf(),
+            key: config.pubkey,
+        });
+    }
+    let cores = dir.join("cores");
+    let db = Database::create(crate::database::Location::Dir(cores), &source, options)?;
+    let key = hex::encode(db.key());
+    Config {
+        pubkey: key.clone(),
+        created_oplog_pubkeys: db.local_oplog().map(hex::encode).into_iter().collect(),
+        monitor: false,
+    }
+    .write(dir)?;
+    Ok(key)
+}
+
+/// Parses `args` and runs the command against an open session (the host process's entry
+/// point too).
+pub fn run_in_session(session: &mut Session, args: &[String], out: &mut Output) -> u8 {
+    use clap::Parser;
+    let cli = match Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = std::io::Write::write_all(&mut out.err, e.render().to_string().as_bytes());
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match execute(session, cli.command, out) {
+        Ok(code) => code,
+        Err(e) => {
+            out.eline(format!("error: {}", one_line(&e.to_string())));
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn compact(doc: &Json) -> String {
+    doc.to_string()
+}
+
+/// Runs one database command.
+pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8> {
+    match command {
+        Command::Info { json } => info(s, json, out),
+        Command::Source => {
+            let source = s.db.source()?;
+            let _ = std::io::Write::write_all(&mut out.out, source.as_bytes());
+            if !source.ends_with('\n') {
+                out.line("");
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Methods => {
+            for m in s.db.methods()? {
+                out.line(m);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Call {
+            method,
+            params,
+            wait,
+            tx,
+        } => call(s, &method, params.as_deref(), wait, tx, out),
+        Command::Get { path, json } => match s.db.get(&path)? {
+            None => Ok(EXIT_FAILURE),
+            Some(entry) => {
+                if json {
+                    out.line(compact(&entry.to_json()));
+                } else {
+                    out.line(compact(&codec::to_json(&entry.value)));
+                }
+                Ok(EXIT_OK)
+            }
+        },
+        Command::List { path, json } => {
+            let entries = s.db.list(path.as_deref().unwrap_or("/"))?;
+            if json {
+                let docs: Vec<Json> = entries
+                    .iter()
+                    .map(|e| codec::to_json(&e.to_value()))
+                    .collect();
+                out.line(compact(&Json::Array(docs)));
+            } else {
+                for e in entries {
+                    if e.container && e.seq.is_none() {
+                        out.line(format!("{}/", e.path));
+                    } else {
+                        out.line(format!(
+                            "{}\t{}",
+                            e.path,
+                            compact(&codec::to_json(&e.value))
+                        ));
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::History { log, json } => history(s, log.as_deref(), json, out),
+        Command::Verify { json } => verify(s, json, out),
+        Command::Oplog(OplogCommand::Create) => {
+            let key = hex::encode(s.db.create_oplog()?);
+            if let Some(mut config) = Config::read(&s.dir)? {
+                config.created_oplog_pubkeys.push(key.clone());
+                config.write(&s.dir)?;
+            }
+            out.line(key);
+            Ok(EXIT_OK)
+        }
+        Command::Oplog(OplogCommand::Delete { pubkey }) => delete_oplog(s, &pubkey, out),
+        Command::Tx(TxCommand::List) => {
+            for (id, path) in json_files(&s.tx_dir())? {
+                let tx = Transaction::from_json(&read_json(&path)?)?;
+                let state = if s.db.is_processed(&tx)? {
+                    "processed"
+                } else {
+                    "pending"
+                };
+                out.line(format!("{id}\t{state}\t{}", tx.method));
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Tx(TxCommand::Show { id }) => {
+            let tx = load_tx(s, &id)?;
+            let results = s.db.fetch_results(&tx)?;
+            let doc = tx.to_json(&results);
+            // Keep the saved copy up to date once its operations are processed.
+            let saved = s.tx_dir().join(format!("{id}.json"));
+            if saved.exists() && results.iter().all(Option::is_some) {
+                write_json(&saved, &doc)?;
+            }
+            out.line(serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(EXIT_OK)
+        }
+        Command::Tx(TxCommand::Verify { id }) => tx_verify(s, &id, out),
+        Command::Fraud(FraudCommand::List) => {
+            for (id, path) in json_files(&s.fraud_dir())? {
+                let summary = FraudProof::from_json(&read_json(&path)?)
+                    .map(|p| p.summary())
+                    .unwrap_or_else(|e| format!("unreadable: {e}"));
+                out.line(format!("{id}\t{summary}"));
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Fraud(FraudCommand::Show { id }) => {
+            let path = s.fraud_dir().join(format!("{id}.json"));
+            if !path.exists() {
+                return Err(CliError::NotFound {
+                    what: format!("fraud proof {id} (in {})", s.fraud_dir().display()),
+                });
+            }
+            out.line(serde_json::to_string_pretty(&read_json(&path)?).unwrap_or_default());
+            Ok(EXIT_OK)
+        }
+        other => Err(CliError::Refused(format!(
+            "{} cannot run inside a session",
+            command_name(&other)
+        ))),
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Init { .. } => "init",
+        Command::Repl => "repl",
+        Command::Serve => "serve",
+        Command::Stop => "stop",
+        Command::Monitor { .. } => "monitor",
+        _ => "this command",
+    }
+}
+
+fn info(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
+    let monitor = Config::read(&s.dir)?.is_some_and(|c| c.monitor);
+    let db = &s.db;
+    let local = db.local_oplog();
+    let mut roles = Vec::new();
+    if db.is_executor() {
+        roles.push("executor");
+    }
+    if local.is_some_and(|k| db.participants().contains(&k)) {
+        roles.push("participant");
+    }
+    if roles.is_empty() {
+        roles.push("reader");
+    }
+    let oplogs: Vec<Json> = db
+        .oplogs()
+        .map(|log| {
+            let key = log.public_key();
+            json!({
+                "pubkey": hex::encode(key),
+                "participant": db.participants().contains(&key),
+                "writable": log.writable(),
+                "local": Some(key) == local,
+                "length": log.len(),
+                "byteLength": log.byte_len(),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "key": hex::encode(db.key()),
+        "dir": s.dir.display().to_string(),
+        "roles": roles,
+        "isExecutor": db.is_executor(),
+        "localOplog": local.map(hex::encode),
+        "index": {"length": db.index_len(), "byteLength": db.index_log().byte_len()},
+        "participants": db.participants().iter().map(hex::encode).collect::<Vec<_>>(),
+        "oplogs": oplogs,
+        "monitor": monitor,
+        "host": {"running": s.hosted, "pid": if s.hosted { Json::from(std::process::id()) } else { Json::Null }},
+    });
+    if json {
+        out.line(compact(&doc));
+        return Ok(EXIT_OK);
+    }
+    out.line(format!("key:          {}", hex::encode(db.key())));
+    out.line(format!("dir:          {}", s.dir.display()));
+    out.line(format!("roles:        {}", roles.join(", ")));
+    out.line(format!(
+        "index:        {} blocks, {} bytes",
+        db.index_len(),
+        db.index_log().byte_len()
+    ));
+    out.line(format!("participants: {}", db.participants().len()));
+    for log in db.oplogs() {
+        let key = log.public_key();
+        let mut tags = Vec::new();
+        if db.participants().contains(&key) {
+            tags.push("participant");
+        }
+        if Some(key) == local {
+            tags.push("local");
+        } else if log.writable() {
+            tags.push("writable");
+        }
+        out.line(format!(
+            "  oplog {}  {} blocks  {}",
+            hex::encode(key),
+            log.len(),
+            tags.join(", ")
+        ));
+    }
+    out.line(format!(
+        "monitor:      {}",
+        if monitor { "on" } else { "off" }
+    ));
+    out.line(format!(
+        "host:         {}",
+        if s.hosted {
+            format!("running (pid {})", std::process::id())
+        } else {
+            "not running".to_owned()
+        }
+    ));
+    Ok(EXIT_OK)
+}
+
+fn parse_params(params: Option<&str>) -> Result<Value> {
+    match params {
+        None => Ok(Value::Object(Object::new())),
+        Some(text) => {
+            let doc: Json = serde_json::from_str(text).map_err(|e| CliError::BadJson {
+                what: "--params",
+                reason: e.to_string(),
+            })?;
+            Ok(codec::from_json(&doc))
+        }
+    }
+}
+
+fn call(
+    s: &mut Session,
+    method: &str,
+    params: Option<&str>,
+    wait: bool,
+    print_tx: bool,
+    out: &mut Output,
+) -> Result<u8> {
+    let params = parse_params(params)?;
+    let tx = s.db.call(method, &params)?;
+    if !tx.operations.is_empty() && s.db.is_executor() {
+        s.db.execute_pending()?;
+    }
+    let results = s.db.fetch_results(&tx)?;
+    if !tx.operations.is_empty() {
+        let path = s.tx_dir().join(format!("{}.json", tx.id()));
+        write_json(&path, &tx.to_json(&results))?;
+    }
+    if wait && results.iter().any(Option::is_none) {
+        return Err(CliError::Refused(format!(
+            "cannot wait for transaction {}: this instance is not the executor of {}, and its \
+             operations are processed only once the executor has them",
+            tx.id(),
+            hex::encode(s.db.key())
+        )));
+    }
+    if print_tx {
+        out.line(compact(&tx.to_json(&results)));
+    } else {
+        out.line(compact(&codec::to_json(&tx.response)));
+    }
+    if wait {
+        let mut rejected = false;
+        for (i, result) in results.iter().enumerate() {
+            if let Some(r) = result.as_ref().filter(|r| !r.success) {
+                rejected = true;
+                out.eline(format!(
+                    "operation {i} of {} was rejected: {}",
+                    tx.id(),
+                    r.error.as_deref().unwrap_or("unknown error")
+                ));
+            }
+        }
+        if rejected {
+            return Ok(EXIT_REJECTED);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::ProgressBar> {
+    if !out.tty {
+        return None;
+    }
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
+
+fn history(s: &mut Session, log: Option<&str>, json: bool, out: &mut Output) -> Result<u8> {
+    let mut docs = Vec::new();
+    match log {
+        None | Some("index") => {
+            let bar = progress(out, None, "reading the index history");
+            let entries = s.db.history()?;
+            if let Some(b) = &bar {
+                b.set_length(entries.len() as u64);
+            }
+            for e in entries {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                if json {
+                    docs.push(e.to_json());
+                } else {
+                    out.line(format!(
+                        "{}\t{}\t{}\t{}",
+                        e.seq,
+                        e.kind.as_str(),
+                        e.path,
+                        compact(&codec::to_json(&e.value))
+                    ));
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        }
+        Some(key) => {
+            let key = key_arg(key)?;
+            let log = s.db.oplog(&key).ok_or_else(|| CliError::NotFound {
+                what: format!("oplog {}", hex::encode(key)),
+            })?;
+            let bar = progress(out, Some(log.len()), "reading the oplog");
+            for seq in 0..log.len() {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                let value = match log.get(seq).map_err(crate::database::DatabaseError::from)? {
+                    Some(bytes) => codec::to_json(&crate::executor::decode_op(&bytes)),
+                    None => json!({"$missing": true}),
+                };
+                if json {
+                    docs.push(json!({"seq": seq, "value": value}));
+                } else {
+                    out.line(format!("{seq}\t{}", compact(&value)));
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        }
+    }
+    if json {
+        out.line(compact(&Json::Array(docs)));
+    }
+    Ok(EXIT_OK)
+}
+
+fn verify(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
+    let bar = progress(
+        out,
+        None,
+        &format!("verifying {} index blocks", s.db.index_len()),
+    );
+    let verdict = s.db.verify();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match verdict? {
+        Verdict::Verified { length } => {
+            if json {
+                out.line(compact(&json!({"verified": true, "length": length})));
+            } else {
+                out.line(format!("verified {length} index blocks"));
+            }
+            Ok(EXIT_OK)
+        }
+        Verdict::Fraud(proof) => {
+            let id = s.save_fraud(&proof)?;
+            out.line(compact(&proof.to_json()));
+            out.eline(format!(
+                "fraud: {} (saved as fraud/{id}.json)",
+                proof.summary()
+            ));
+            Ok(EXIT_FRAUD)
+        }
+        Verdict::Incomplete(e) => {
+            if json {
+                out.line(compact(&json!({"verified": false, "error": e.to_string()})));
+            }
+            out.eline(format!("cannot verify: {}", one_line(&e.to_string())));
+            Ok(EXIT_FAILURE)
+        }
+    }
+}
+
+fn delete_oplog(s: &mut Session, pubkey: &str, out: &mut Output) -> Result<u8> {
+    let key = key_arg(pubkey)?;
+    let hex_key = hex::encode(key);
+    if s.db.participants().contains(&key) {
+        return Err(CliError::Refused(format!(
+            "oplog {hex_key} is an active participant; remove it through the contract first"
+        )));
+    }
+    let created = Config::read(&s.dir)?.is_some_and(|c| c.created_oplog_pubkeys.contains(&hex_key));
+    let log = s.db.oplog(&key).ok_or_else(|| CliError::NotFound {
+        what: format!("oplog {hex_key}"),
+    })?;
+    if !created || !log.writable() {
+        return Err(CliError::Refused(format!(
+            "oplog {hex_key} was not created in {}; only oplogs made with `vitra oplog create` can be deleted",
+            s.dir.display()
+        )));
+    }
+    let store = crate::log::LogStore::new(&s.root);
+    let path = store.dir_for_discovery_key(&log.discovery_key());
+    std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+    if let Some(mut config) = Config::read(&s.dir)? {
+        config.created_oplog_pubkeys.retain(|k| k != &hex_key);
+        config.write(&s.dir)?;
+    }
+    s.reload()?;
+    out.line(format!("deleted oplog {hex_key}"));
+    Ok(EXIT_OK)
+}
+
+fn load_tx(s: &Session, id: &str) -> Result<Transaction> {
+    let saved = s.tx_dir().join(format!("{id}.json"));
+    let path = if saved.exists() {
+        saved
+    } else if Path::new(id).is_file() {
+        PathBuf::from(id)
+    } else {
+        return Err(CliError::NotFound {
+            what: format!("transaction {id} (in {})", s.tx_dir().display()),
+        });
+    };
+    Ok(Transaction::from_json(&read_json(&path)?)?)
+}
+
+fn tx_verify(s: &mut Session, id: &str, out: &mut Output) -> Result<u8> {
+    let tx = load_tx(s, id)?;
+    if tx.database != s.db.key() {
+        return Err(CliError::Refused(format!(
+            "transaction {id} belongs to database {}, not {}",
+            hex::encode(tx.database),
+            hex::encode(s.db.key())
+        )));
+    }
+    for op in &tx.operations {
+        if s.db.oplog(&op.oplog).is_none() {
+            return Err(CliError::NotFound {
+                what: format!("oplog {} of transaction {id}", hex::encode(op.oplog)),
+            });
+        }
+    }
+    let mut lines = Vec::new();
+    for (i, op) in tx.operations.iter().enumerate() {
+        if let Some(fraud) = s.db.verify_inclusion_proof(&op.proof)? {
+            let fid = s.save_fraud(&fraud)?;
+            out.line(compact(&fraud.to_json()));
+            out.eline(format!(
+                "fraud: {} (saved as fraud/{fid}.json)",
+                fraud.summary()
+            ));
+            return Ok(EXIT_FRAUD);
+        }
+        let state = match s.db.fetch_result(&op.oplog, op.seq)? {
+            None => "not processed yet".to_owned(),
+            Some(r) if r.success => format!(
+                "processed at index block {} ({} changes)",
+                r.ack_seq,
+                r.changes.len()
+            ),
+            Some(r) => format!(
+                "rejected at index block {}: {}",
+                r.ack_seq,
+                r.error.as_deref().unwrap_or("unknown error")
+            ),
+        };
+        lines.push(format!(
+            "operation {i} ({}:{}): included; {state}",
+            hex::encode(op.oplog),
+            op.seq
+        ));
+    }
+    out.line(format!(
+        "transaction {id}: {} operations, inclusion proofs valid",
+        tx.operations.len()
+    ));
+    for l in lines {
+        out.line(l);
+    }
+    Ok(EXIT_OK)
+}
+
+/// `vitra monitor`: verifies every `interval` ms through `target`, printing each violation
+/// once (its proof saved under fraud/) and each newly verified length.
+pub fn monitor(target: &mut Target, interval: u64, out: &mut Output) -> Result<u8> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = String::new();
+    let args = vec!["verify".to_owned(), "--json".to_owned()];
+    loop {
+        let (code, stdout, stderr) = target.capture(&args)?;
+        let report = match code {
+            EXIT_OK => {
+                let length = serde_json::from_str::<Json>(stdout.trim())
+                    .ok()
+                    .and_then(|d| d.get("length").and_then(Json::as_u64))
+                    .unwrap_or(0);
+                format!("verified {length} index blocks")
+            }
+            EXIT_FRAUD => {
+                let doc: Json = serde_json::from_str(stdout.trim()).unwrap_or(Json::Null);
+                let id = fraud_id(&doc);
+                if seen.insert(id.clone()) {
+                    let summary = FraudProof::from_json(&doc)
+                        .map(|p| p.summary())
+                        .unwrap_or_default();
+                    out.line(format!("violation: {summary} (fraud/{id}.json)"));
+                }
+                format!("fraud {id}")
+            }
+            _ => format!("cannot verify: {}", stderr.trim()),
+        };
+        if report != last && !report.starts_with("fraud") {
+            out.line(&report);
+        }
+        let _ = std::io::Write::flush(&mut out.out);
+        last = report;
+        std::thread::sleep(std::time::Duration::from_millis(interval));
+    }
+}
+
+/// Writes `datadir::Config` monitor flag.
+pub fn set_monitor(dir: &Path, on: bool) -> Result<bool> {
+    match Config::read(dir)? {
+        Some(mut config) => {
+            config.monitor = on;
+            config.write(dir)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}

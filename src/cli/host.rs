@@ -1,0 +1,326 @@
+//! The host process (`vitra serve`) and how other commands reach it.
+//!
+//! The host holds the directory's lock, keeps the database open, processes pending operations
+//! (as executor) and, when `vitra.json` says `"monitor": true`, verifies each new index head.
+//! Commands on the same directory connect to `<dir>/server.sock` and send one request per
+//! connection, a JSON line `{"args": [...]}` (the command line, as typed) or `{"stop": true}`;
+//! the host answers with one JSON line `{"code", "stdout", "stderr"}` after running the
+//! command exactly as a local process would.
+
+use super::commands::{dir_of, options, run_in_session, Session};
+use super::datadir::{Config, SOCKET_FILE};
+use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
+use crate::database::Verdict;
+use serde_json::{json, Value as Json};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A shared in-memory output buffer.
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// The bytes written so far, as text.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` with an [`Output`] that captures both streams; returns them.
+pub fn capture_output(f: impl FnOnce(&mut Output) -> u8) -> (u8, String, String) {
+    let (o, e) = (SharedBuf::default(), SharedBuf::default());
+    let mut out = Output {
+        out: Box::new(o.clone()),
+        err: Box::new(e.clone()),
+        tty: false,
+    };
+    let code = f(&mut out);
+    drop(out);
+    (code, o.text(), e.text())
+}
+
+/// Where database commands run.
+pub enum Target {
+    /// In this process.
+    Local(Box<Session>),
+    /// In the host process behind this socket.
+    Remote(PathBuf),
+}
+
+/// The socket path of a directory.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join(SOCKET_FILE)
+}
+
+/// Whether a host process answers on the directory's socket.
+pub fn host_running(dir: &Path) -> bool {
+    UnixStream::connect(socket_path(dir)).is_ok()
+}
+
+impl Target {
+    /// The host process of the directory if one runs, else the database opened here.
+    pub fn open(global: &GlobalArgs) -> Result<Target> {
+        let dir = dir_of(global)?;
+        if host_running(&dir) {
+            return Ok(Target::Remote(socket_path(&dir)));
+        }
+        Ok(Target::Local(Box::new(Session::open(
+            &dir,
+            global.key.as_deref(),
+            options(global)?,
+        )?)))
+    }
+
+    /// Runs a command line, writing its output to `out`; returns the exit code.
+    pub fn run(&mut self, args: &[String], out: &mut Output) -> u8 {
+        match self {
+            Target::Local(session) => run_in_session(session, args, out),
+            Target::Remote(socket) => match request(socket, &json!({"args": args})) {
+                Ok((code, stdout, stderr)) => {
+                    let _ = out.out.write_all(stdout.as_bytes());
+                    let _ = out.err.write_all(stderr.as_bytes());
+                    code
+                }
+                Err(e) => {
+                    out.eline(format!("error: {}", super::one_line(&e.to_string())));
+                    super::EXIT_FAILURE
+                }
+            },
+        }
+    }
+
+    /// Runs a command line and returns (code, stdout, stderr).
+    pub fn capture(&mut self, args: &[String]) -> Result<(u8, String, String)> {
+        Ok(capture_output(|out| self.run(args, out)))
+    }
+}
+
+/// Sends one request to a host; returns (code, stdout, stderr).
+pub fn request(socket: &Path, body: &Json) -> Result<(u8, String, String)> {
+    let fail = |reason: String| CliError::Host {
+        socket: socket.to_path_buf(),
+        reason,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|e| fail(e.to_string()))?;
+    stream
+        .write_all(format!("{body}\n").as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| fail(e.to_string()))?;
+    let doc: Json = serde_json::from_str(&line)
+        .map_err(|e| fail(format!("unreadable answer ({e}); did the host exit?")))?;
+    let code = doc.get("code").and_then(Json::as_u64).unwrap_or(1) as u8;
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok((code, text("stdout"), text("stderr")))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// `vitra serve`: holds the directory and answers commands until stopped (`vitra stop`,
+/// SIGINT or SIGTERM).
+pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
+    let dir = dir_of(global)?;
+    if host_running(&dir) {
+        return Err(CliError::Refused(format!(
+            "a host process already serves {}",
+            dir.display()
+        )));
+    }
+    let mut session = Session::open(&dir, global.key.as_deref(), options(global)?)?;
+    session.hosted = true;
+    let socket = socket_path(&dir);
+    // We hold the lock, so a socket file left here belongs to a host that died.
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(io_err(&socket))?;
+    listener.set_nonblocking(true).map_err(io_err(&socket))?;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    out.line(format!(
+        "serving {} on {}",
+        hex::encode(session.db.key()),
+        socket.display()
+    ));
+    let _ = out.out.flush();
+    let mut last_tick = Instant::now();
+    let mut monitored_length = 0;
+    while !STOP.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if handle(&mut session, stream, out) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => out.eline(format!("host: accept failed: {e}")),
+        }
+        if last_tick.elapsed() >= Duration::from_millis(500) {
+            last_tick = Instant::now();
+            tick(&mut session, &mut monitored_length, out);
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    out.line("stopped");
+    Ok(EXIT_OK)
+}
+
+/// Background work between requests: execute pending operations; monitor when asked to.
+fn tick(session: &mut Session, monitored_length: &mut u64, out: &mut Output) {
+    if session.db.is_executor() {
+        if let Err(e) = session.db.execute_pending() {
+            out.eline(format!("host: executing pending operations failed: {e}"));
+        }
+    }
+    let monitor = Config::read(&session.dir)
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.monitor);
+    if monitor && session.db.index_len() != *monitored_length {
+        *monitored_length = session.db.index_len();
+        match session.db.verify() {
+            Ok(Verdict::Fraud(proof)) => match session.save_fraud(&proof) {
+                Ok(id) => out.eline(format!("violation: {} (fraud/{id}.json)", proof.summary())),
+                Err(e) => out.eline(format!("host: saving a fraud proof failed: {e}")),
+            },
+            Ok(Verdict::Incomplete(e)) => out.eline(format!("host: cannot verify: {e}")),
+            Ok(Verdict::Verified { .. }) => {}
+            Err(e) => out.eline(format!("host: verify failed: {e}")),
+        }
+    }
+}
+
+/// Answers one connection; returns whether the host must stop.
+fn handle(session: &mut Session, stream: UnixStream, log: &mut Output) -> bool {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = String::new();
+    if BufReader::new(&stream).read_line(&mut line).is_err() {
+        return false;
+    }
+    let doc: Json = serde_json::from_str(&line).unwrap_or(Json::Null);
+    let mut writer = &stream;
+    if doc.get("stop").and_then(Json::as_bool) == Some(true) {
+        let _ = writeln!(
+            writer,
+            "{}",
+            json!({"code": EXIT_OK, "stdout": "host stopped\n", "stderr": ""})
+        );
+        return true;
+    }
+    let args: Vec<String> = doc
+        .get("args")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let (code, stdout, stderr) = capture_output(|out| run_in_session(session, &args, out));
+    if code == EXIT_FRAUD {
+        log.eline(stderr.trim_end());
+    }
+    let _ = writeln!(
+        writer,
+        "{}",
+        json!({"code": code, "stdout": stdout, "stderr": stderr})
+    );
+    false
+}
+
+/// `vitra stop`: asks the directory's host process to stop and waits until it has let go.
+pub fn stop(dir: &Path, out: &mut Output) -> Result<u8> {
+    let socket = socket_path(dir);
+    if !host_running(dir) {
+        return Err(CliError::Refused(format!(
+            "no host process serves {}",
+            dir.display()
+        )));
+    }
+    request(&socket, &json!({"stop": true}))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The host removes its socket right before it exits; wait for the lock too.
+    while Instant::now() < deadline {
+        match super::datadir::Lock::acquire(dir) {
+            Ok(_) => break,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    out.line("host stopped");
+    Ok(EXIT_OK)
+}
+
+/// Starts `vitra serve` for `dir` in the background; waits until it answers.
+pub fn spawn_host(dir: &Path, key: Option<&str>) -> Result<()> {
+    let exe = std::env::current_exe().map_err(io_err("current executable"))?;
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
+    let log2 = log.try_clone().map_err(io_err(&log_path))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("serve").arg("--dir").arg(dir);
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(io_err("vitra serve"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if host_running(dir) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(CliError::Refused(format!(
+                "the host process exited ({status}): {}",
+                super::one_line(&text)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    Err(CliError::Refused(format!(
+        "the host process did not start within 30 s (see {})",
+        log_path.display()
+    )))
+}

@@ -1,0 +1,91 @@
+//! Shared helpers of the `cli_*` tests: run the built `vitra` binary on temp directories.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn contract(name: &str) -> PathBuf {
+    repo().join("examples/contracts").join(name)
+}
+
+/// `vitra ARGS --dir DIR`.
+pub fn vitra(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("vitra").expect("the vitra binary is built");
+    cmd.args(args).arg("--dir").arg(dir);
+    cmd.timeout(std::time::Duration::from_secs(60));
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    let out = vitra(dir, args).output().expect("vitra runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs and insists on the exit code; returns stdout.
+pub fn ok(dir: &Path, args: &[&str], code: i32) -> String {
+    let r = run(dir, args);
+    assert_eq!(
+        r.code, code,
+        "vitra {args:?}: exit {} (expected {code})\nstdout: {}\nstderr: {}",
+        r.code, r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+pub fn json(text: &str) -> Json {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// Creates a database in a new temp dir; returns (tempdir, data dir, key).
+pub fn init(contract_name: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("db");
+    let key = ok(
+        &dir,
+        &["init", contract(contract_name).to_str().expect("utf8")],
+        0,
+    );
+    (tmp, dir, key.trim().to_owned())
+}
+
+/// Copies a JS Vitra fixture into a temp dir; returns (tempdir, its dir, index key, manifest).
+pub fn fixture(name: &str) -> (tempfile::TempDir, PathBuf, String, Json) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = repo().join("fixtures/js-vitra").join(name);
+    let dir = tmp.path().join(name);
+    copy_dir(&src, &dir);
+    let manifest = json(&std::fs::read_to_string(src.join("manifest.json")).expect("manifest"));
+    let key = manifest["indexPubkey"]
+        .as_str()
+        .expect("indexPubkey")
+        .to_owned();
+    (tmp, dir, key, manifest)
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+}
