@@ -101,6 +101,9 @@ enum RemoteSlot {
         id: Option<Vec<u8>>,
         handshake: Vec<u8>,
         buffered: Vec<(u64, Vec<u8>)>,
+        /// Bytes this slot counts against `max_pending_bytes` (512 per open, as JS's
+        /// `byteSize`, plus what it holds).
+        cost: usize,
     },
 }
 
@@ -323,9 +326,8 @@ impl Connection {
     /// Refuses a channel the peer opened (protomux reject).
     pub fn reject(&self, channel: &IncomingChannel) -> Result<(), NetError> {
         let mut st = self.shared.lock();
-        if let Some(RemoteSlot::Pending { buffered, .. }) = st.remote.get(&channel.remote_id) {
-            let bytes: usize = buffered.iter().map(|(_, p)| p.len()).sum();
-            st.pending_bytes = st.pending_bytes.saturating_sub(bytes);
+        if let Some(RemoteSlot::Pending { cost, .. }) = st.remote.get(&channel.remote_id) {
+            st.pending_bytes = st.pending_bytes.saturating_sub(*cost);
             st.remote.remove(&channel.remote_id);
             drop(st);
             self.shared
@@ -396,11 +398,11 @@ impl Connection {
             if let Some(RemoteSlot::Pending {
                 handshake,
                 buffered,
+                cost,
                 ..
             }) = st.remote.insert(rid, RemoteSlot::Paired(local_id))
             {
-                let bytes: usize = buffered.iter().map(|(_, p)| p.len()).sum();
-                st.pending_bytes = st.pending_bytes.saturating_sub(bytes);
+                st.pending_bytes = st.pending_bytes.saturating_sub(cost);
                 channel.remote_id = Some(rid);
                 let _ = channel.events.send(Event::Opened { handshake });
                 for (kind, payload) in buffered {
@@ -720,6 +722,17 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
                     st.remote.insert(remote_id, RemoteSlot::Paired(lid));
                 }
                 None => {
+                    let cost =
+                        512 + protocol.len() + handshake.len() + id.as_ref().map_or(0, |i| i.len());
+                    st.pending_bytes += cost;
+                    let max = shared.config.max_pending_bytes;
+                    if st.pending_bytes > max {
+                        return Err(NetError::ProtocolViolation {
+                            reason: format!(
+                                "peer opened channels we did not answer worth more than {max} bytes"
+                            ),
+                        });
+                    }
                     st.remote.insert(
                         remote_id,
                         RemoteSlot::Pending {
@@ -727,6 +740,7 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
                             id: id.clone(),
                             handshake: handshake.clone(),
                             buffered: Vec::new(),
+                            cost,
                         },
                     );
                     if let Some(tx) = &st.incoming {
@@ -764,9 +778,8 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
                         ch.permits.close();
                     }
                 }
-                Some(RemoteSlot::Pending { buffered, .. }) => {
-                    let bytes: usize = buffered.iter().map(|(_, p)| p.len()).sum();
-                    st.pending_bytes = st.pending_bytes.saturating_sub(bytes);
+                Some(RemoteSlot::Pending { cost, .. }) => {
+                    st.pending_bytes = st.pending_bytes.saturating_sub(cost);
                 }
                 None => {}
             }
@@ -791,7 +804,8 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
                         .map(|c| (c.events.clone(), c.permits.clone())),
                     None => {
                         let max = shared.config.max_pending_bytes;
-                        st.pending_bytes += payload.len() + 16;
+                        let add = payload.len() + 16;
+                        st.pending_bytes += add;
                         if st.pending_bytes > max {
                             return Err(NetError::ProtocolViolation {
                                 reason: format!(
@@ -799,10 +813,11 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
                                 ),
                             });
                         }
-                        if let Some(RemoteSlot::Pending { buffered, .. }) =
+                        if let Some(RemoteSlot::Pending { buffered, cost, .. }) =
                             st.remote.get_mut(&remote_id)
                         {
                             buffered.push((kind, payload));
+                            *cost += add;
                         }
                         return Ok(());
                     }
@@ -976,6 +991,35 @@ mod tests {
         let ended = conn.ended().unwrap_or_default();
         assert!(ended.contains("stopped reading"), "{ended}");
         assert!(ch.send(0, b"more").is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unanswered_open_flood_ends_the_connection() -> Result<(), NetError> {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (ka, kb) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+        let peer_cfg = SecretStreamConfig::default();
+        let (conn, peer) = tokio::join!(
+            Connection::connect(a, true, &ka, ConnectionConfig::default()),
+            SecretStream::responder(b, &kb, &peer_cfg)
+        );
+        let (conn, mut peer) = (conn?, peer?);
+        for i in 1..20_000u64 {
+            if peer
+                .send(&protomux::encode_open(i, "flood", None, &[]))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while conn.accept().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok());
+        let reason = conn.ended().unwrap_or_default();
+        assert!(reason.contains("did not answer"), "{reason}");
         Ok(())
     }
 

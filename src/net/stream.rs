@@ -468,6 +468,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn largest_message_passes_and_larger_is_refused() -> Result<(), NetError> {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let cfg = SecretStreamConfig::default();
+        let (ka, kb) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+        let (sa, sb) = tokio::join!(
+            SecretStream::initiator(a, &ka, &cfg),
+            SecretStream::responder(b, &kb, &cfg)
+        );
+        let (mut sa, mut sb) = (sa?, sb?);
+        let too_big = vec![0u8; MAX_MESSAGE + 1];
+        assert!(matches!(
+            sa.send(&too_big).await,
+            Err(NetError::MessageTooLarge { .. })
+        ));
+        let largest = vec![3u8; MAX_MESSAGE];
+        let (sent, got) = tokio::join!(sa.send(&largest), sb.recv());
+        sent?;
+        assert_eq!(got?.map(|m| m.len()), Some(MAX_MESSAGE));
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn handshake_times_out_on_silent_peer() {
         let (a, _b) = tokio::io::duplex(1024);
         let cfg = SecretStreamConfig {
