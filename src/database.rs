@@ -864,9 +864,13 @@ pub(crate) fn parse_participant(value: &Value) -> Option<([u8; 32], bool)> {
 
 /// A bee history entry as the monitor reads it.
 pub(crate) fn history_entry(entry: crate::bee::HistoryEntry) -> Result<HistoryEntry> {
-    let value = match entry.kind {
-        HistoryKind::Del => Value::Null,
-        HistoryKind::Put => entry.decode_value()?,
+    let (value, malformed) = match entry.kind {
+        HistoryKind::Del => (Value::Null, None),
+        HistoryKind::Put => match entry.decode_value() {
+            Ok(value) => (value, None),
+            Err(BeeError::BadValue { source, .. }) => (Value::Null, Some(source.to_string())),
+            Err(e) => return Err(e.into()),
+        },
     };
     Ok(HistoryEntry {
         seq: entry.seq,
@@ -876,5 +880,6 @@ pub(crate) fn history_entry(entry: crate::bee::HistoryEntry) -> Result<HistoryEn
         },
         path: crate::bee::key_to_path(&entry.key),
         value,
+        malformed,
     })
 }

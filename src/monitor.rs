@@ -58,6 +58,9 @@ pub struct HistoryEntry {
     pub path: String,
     /// The stored value (`Null` for deletes and for puts of `null`).
     pub value: Value,
+    /// Why the stored value bytes could not be decoded, when they could not (`value` is then
+    /// `Null`). The executor wrote bytes no honest executor writes: a schema violation.
+    pub malformed: Option<String>,
 }
 
 impl HistoryEntry {
@@ -240,6 +243,12 @@ impl Monitor {
                 received: entry.seq,
             }
             .into());
+        }
+        if let Some(reason) = &entry.malformed {
+            return Err(invalid_schema(
+                entry,
+                &format!("a valid msgpack value ({reason})"),
+            ));
         }
         match self.state {
             State::GenesisSource => {
@@ -612,6 +621,7 @@ mod tests {
                 kind,
                 path: path.into(),
                 value,
+                malformed: None,
             });
         }
         fn put(&mut self, path: &str, value: Value) {
@@ -806,6 +816,17 @@ mod tests {
             h.entry(kind, path, value);
             assert_eq!(code(h.verify()), FraudCode::ChangeMismatchError);
         }
+    }
+
+    #[test]
+    fn an_undecodable_stored_value_is_fraud_not_an_error() {
+        let mut h = History::genesis(&[A]);
+        h.op(A, put_op("/x", 1), true, 1);
+        h.put("/x", Value::Null);
+        if let Some(last) = h.entries.last_mut() {
+            last.malformed = Some("msgpack byte 0xc1 at offset 0 is not a valid type".into());
+        }
+        assert_eq!(code(h.verify()), FraudCode::InvalidSchemaError);
     }
 
     #[test]
