@@ -130,10 +130,16 @@ pub fn options(global: &GlobalArgs) -> Result<Options> {
 
 /// The directory a command line names (default: the current directory).
 pub fn dir_of(global: &GlobalArgs) -> Result<PathBuf> {
-    match &global.dir {
-        Some(d) => Ok(d.clone()),
-        None => std::env::current_dir().map_err(io_err(".")),
-    }
+    let dir = match &global.dir {
+        Some(d) => d.clone(),
+        None => PathBuf::from("."),
+    };
+    let absolute = std::path::absolute(&dir).map_err(io_err(&dir))?;
+    // `a/./b` and a trailing `.` read better without the dots.
+    Ok(absolute
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect())
 }
 
 /// Runs a parsed command line; `args` is the original argument list (forwarded as is to a

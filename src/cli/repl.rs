@@ -515,3 +515,41 @@ pub fn shell_words(line: &str) -> Result<Vec<String>> {
     }
     Ok(words)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_honour_quotes() {
+        let words = shell_words(r#".call put --key "a b" --value '{"x": 1}'"#).expect("words");
+        assert_eq!(
+            words,
+            [".call", "put", "--key", "a b", "--value", r#"{"x": 1}"#]
+        );
+        assert!(shell_words(".get \"open").is_err());
+    }
+
+    #[test]
+    fn named_params_parse_json_else_strings() {
+        let words: Vec<String> = [
+            "--key",
+            "foo",
+            "--n",
+            "2",
+            "--obj",
+            r#"{"a":[1]}"#,
+            "--flag",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let params: Json =
+            serde_json::from_str(&named_params(&words).expect("params")).expect("json");
+        assert_eq!(
+            params,
+            serde_json::json!({"key": "foo", "n": 2, "obj": {"a": [1]}, "flag": true})
+        );
+        assert!(named_params(&["positional".to_string()]).is_err());
+    }
+}
