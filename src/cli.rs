@@ -15,6 +15,9 @@
 //! print a backtrace or more than one line for an error; mix progress output into piped
 //! (non-terminal) stdout.
 
+// The clap doc comments below are also the `--help` text, where `<id>` means a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
+
 pub mod commands;
 pub mod datadir;
 pub mod host;
