@@ -181,6 +181,21 @@ fn repl_session_on_a_terminal() {
     pty.expect("monitoring stopped");
     pty.send(".help");
     pty.expect(".txverify");
+    // A sandbox of the current contract: its changes are thrown away.
+    pty.send(".test");
+    pty.expect("sandbox database");
+    pty.expect("vitra (test)> ");
+    pty.send(".call put --key sandboxed --value 1");
+    pty.expect("{\"$undefined\":true}");
+    pty.send(".get /values/sandboxed");
+    pty.expect("\"path\":\"/values/sandboxed\"");
+    pty.send(".bg");
+    pty.expect("not available in the sandbox");
+    pty.send(".testend");
+    pty.expect("sandbox deleted");
+    pty.send(".get /values/sandboxed");
+    pty.expect("/values/sandboxed: not found");
+
     // .destroy asks first; only "yes" deletes.
     pty.send(".destroy");
     pty.expect("type yes: ");

@@ -74,6 +74,14 @@ const COMMANDS: &[(&str, &str)] = &[
         ".fg",
         "stop the host process and open the database here again",
     ),
+    (
+        ".test",
+        ".test [CONTRACT.js]: a throwaway sandbox database (this contract, or the current one)",
+    ),
+    (
+        ".testend",
+        "end the sandbox (deleting it) and return to the database before it",
+    ),
     (".destroy", "delete this directory's database (asks first)"),
     (".help", "this list"),
     (".exit", "leave (also Ctrl-D)"),
@@ -116,6 +124,8 @@ struct Repl {
     target: Option<Target>,
     monitor: bool,
     out: Output,
+    /// While `.test` runs: the sandbox directory, and the directory and key to return to.
+    sandbox: Option<(PathBuf, PathBuf, Option<String>)>,
 }
 
 /// Runs the REPL until `.exit` or end of input.
@@ -126,6 +136,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
         options: options(global)?,
         target: None,
         monitor: false,
+        sandbox: None,
         out: Output::stdio(),
     };
     let mut editor: rustyline::Editor<DotHelper, rustyline::history::DefaultHistory> =
@@ -138,7 +149,12 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
     repl.out.line("vitra REPL: .help lists the commands");
     repl.try_open();
     loop {
-        let line = match editor.readline("vitra> ") {
+        let prompt = if repl.sandbox.is_some() {
+            "vitra (test)> "
+        } else {
+            "vitra> "
+        };
+        let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -164,6 +180,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
+    repl.end_sandbox();
     Ok(EXIT_OK)
 }
 
@@ -236,6 +253,16 @@ impl Repl {
         ));
     }
 
+    /// Deletes the sandbox (if any) and returns to the directory before it.
+    fn end_sandbox(&mut self) {
+        if let Some((sandbox, dir, key)) = self.sandbox.take() {
+            self.target = None;
+            let _ = std::fs::remove_dir_all(&sandbox);
+            self.dir = dir;
+            self.key = key;
+        }
+    }
+
     /// After a command while monitoring: verify and report a violation.
     fn check(&mut self) {
         let Some(target) = self.target.as_mut() else {
@@ -269,6 +296,13 @@ impl Repl {
                 .cloned()
                 .ok_or_else(|| CliError::Refused(format!("{cmd} needs {what}")))
         };
+        if self.sandbox.is_some()
+            && [".use", ".init", ".load", ".bg", ".fg", ".destroy"].contains(&cmd.as_str())
+        {
+            return Err(CliError::Refused(format!(
+                "{cmd} is not available in the sandbox; .testend ends it"
+            )));
+        }
         let simple = |name: &str| vec![name.to_owned()];
         let with = |parts: &[&str], extra: &[String]| -> Vec<String> {
             parts
@@ -403,6 +437,55 @@ impl Repl {
                 stop(&self.dir, &mut sink)?;
                 self.target = Some(self.open()?);
                 self.out.line("the database is open in this process again");
+            }
+            ".test" => {
+                if self.sandbox.is_some() {
+                    return Err(CliError::Refused(
+                        "a sandbox is already running; .testend ends it".into(),
+                    ));
+                }
+                let source = match rest.first() {
+                    Some(path) => {
+                        std::fs::read_to_string(path).map_err(super::io_err(path.as_str()))?
+                    }
+                    None => {
+                        let target = self.target()?;
+                        let (code, source, err) = target.capture(&["source".to_owned()])?;
+                        if code != EXIT_OK {
+                            return Err(CliError::Refused(super::one_line(&err)));
+                        }
+                        source
+                    }
+                };
+                let sandbox = std::env::temp_dir().join(format!(
+                    "vitra-sandbox-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos())
+                ));
+                let contract = sandbox.join("contract.js");
+                std::fs::create_dir_all(&sandbox).map_err(super::io_err(&sandbox))?;
+                std::fs::write(&contract, source).map_err(super::io_err(&contract))?;
+                let key = init(&sandbox, &contract, self.options.clone())?;
+                self.target = None;
+                let previous = (
+                    std::mem::replace(&mut self.dir, sandbox.clone()),
+                    self.key.replace(key.clone()),
+                );
+                self.sandbox = Some((sandbox, previous.0, previous.1));
+                self.target = Some(self.open()?);
+                self.out.line(format!(
+                    "sandbox database {key}: changes here are thrown away by .testend"
+                ));
+            }
+            ".testend" => {
+                if self.sandbox.is_none() {
+                    return Err(CliError::Refused("no sandbox is running".into()));
+                }
+                self.end_sandbox();
+                self.out.line("sandbox deleted");
+                self.try_open();
             }
             ".destroy" => {
                 let config = Config::read(&self.dir)?;
