@@ -527,32 +527,8 @@ fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::
 fn history(s: &mut Session, log: Option<&str>, json: bool, out: &mut Output) -> Result<u8> {
     let mut docs = Vec::new();
     match log {
-        None | Some("index") => {
-            let bar = progress(out, None, "reading the index history");
-            let entries = s.db.history()?;
-            if let Some(b) = &bar {
-                b.set_length(entries.len() as u64);
-            }
-            for e in entries {
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-                if json {
-                    docs.push(e.to_json());
-                } else {
-                    out.line(format!(
-                        "{}\t{}\t{}\t{}",
-                        e.seq,
-                        e.kind.as_str(),
-                        e.path,
-                        compact(&codec::to_json(&e.value))
-                    ));
-                }
-            }
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-        }
+        None | Some("index") => index_history(s, json, out, &mut docs)?,
+        Some(key) if key_arg(key)? == s.db.key() => index_history(s, json, out, &mut docs)?,
         Some(key) => {
             let key = key_arg(key)?;
             let log = s.db.oplog(&key).ok_or_else(|| CliError::NotFound {
@@ -582,6 +558,39 @@ fn history(s: &mut Session, log: Option<&str>, json: bool, out: &mut Output) -> 
         out.line(compact(&Json::Array(docs)));
     }
     Ok(EXIT_OK)
+}
+
+fn index_history(
+    s: &mut Session,
+    json: bool,
+    out: &mut Output,
+    docs: &mut Vec<Json>,
+) -> Result<()> {
+    let bar = progress(out, None, "reading the index history");
+    let entries = s.db.history()?;
+    if let Some(b) = &bar {
+        b.set_length(entries.len() as u64);
+    }
+    for e in entries {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        if json {
+            docs.push(e.to_json());
+        } else {
+            out.line(format!(
+                "{}\t{}\t{}\t{}",
+                e.seq,
+                e.kind.as_str(),
+                e.path,
+                compact(&codec::to_json(&e.value))
+            ));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(())
 }
 
 fn verify(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
