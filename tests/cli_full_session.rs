@@ -87,6 +87,11 @@ fn counter_session_calls_reads_and_verifies() {
         (&last["path"], &last["value"]),
         (&json!("/counter"), &json!(7))
     );
+    assert_eq!(json(&ok(&dir, &["history", &key, "--json"], 0)), history);
+    assert_eq!(
+        ok(&dir, &["history"], 0).lines().last(),
+        Some(format!("{}\tput\t/counter\t7", last["seq"]).as_str())
+    );
     let oplog = json(&ok(
         &dir,
         &["history", created[0].as_str().expect("key"), "--json"],
