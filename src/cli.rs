@@ -147,9 +147,9 @@ pub struct Cli {
     /// Global options.
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// The subcommand.
+    /// The subcommand (none: the REPL, as JS Vitra's `vitra` starts it).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options every subcommand takes.
@@ -348,11 +348,17 @@ pub enum OplogCommand {
 /// `vitra tx …`.
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
-    /// List saved transactions: id, processed or pending.
+    /// List saved transactions, one id per line (as JS Vitra's .txlist).
     ///
-    /// Example: vitra tx list
+    /// --json prints [{"id", "method", "isProcessed", "operations"}].
+    ///
+    /// Example: vitra tx list --json
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// Print a JSON array with each transaction's method and state.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a saved transaction's JSON with its current results.
     ///
     /// Example: vitra tx show increment:4d93cb18:0
@@ -375,11 +381,17 @@ pub enum TxCommand {
 /// `vitra fraud …`.
 #[derive(Debug, Subcommand)]
 pub enum FraudCommand {
-    /// List saved fraud proofs: id and summary.
+    /// List saved fraud proofs, one id per line (as JS Vitra's .fraudlist).
     ///
-    /// Example: vitra fraud list
+    /// --json prints [{"id", "summary", "code"}].
+    ///
+    /// Example: vitra fraud list --json
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// Print a JSON array with each proof's summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a saved fraud proof's JSON.
     ///
     /// Example: vitra fraud show 1a2b3c4d5e6f7a8b

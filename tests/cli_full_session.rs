@@ -110,10 +110,14 @@ fn counter_session_calls_reads_and_verifies() {
 
     // Saved transactions.
     let id = format!("increment:{}:1", &created[0].as_str().expect("key")[..8]);
-    let listing = ok(&dir, &["tx", "list"], 0);
-    assert!(
-        listing.contains(&format!("{id}\tprocessed\tincrement")),
-        "{listing}"
+    assert_eq!(
+        ok(&dir, &["tx", "list"], 0),
+        format!("increment:{}:0\n{id}\n", &id[10..18])
+    );
+    let listing = json(&ok(&dir, &["tx", "list", "--json"], 0));
+    assert_eq!(
+        listing[1],
+        json!({"id": id, "method": "increment", "isProcessed": true, "operations": 1})
     );
     assert!(dir.join("tx").join(format!("{id}.json")).is_file());
     let shown = json(&ok(&dir, &["tx", "show", &id], 0));
@@ -190,8 +194,14 @@ fn a_cheating_executor_is_caught_with_exit_3_and_the_fraud_proof() {
     );
     assert_eq!(proof["details"]["data"]["entry"]["path"], "/wrong");
     let listing = ok(&dir, &["fraud", "list"], 0);
-    let (id, summary) = listing.trim().split_once('\t').expect("id\\tsummary");
-    assert!(summary.starts_with("ChangeMismatchError"), "{summary}");
+    let id = listing.trim();
+    assert_eq!(id.len(), 16, "one id: {listing}");
+    let details = json(&ok(&dir, &["fraud", "list", "--json"], 0));
+    assert_eq!(details[0]["id"], id);
+    assert_eq!(details[0]["code"], "ChangeMismatchError");
+    assert!(details[0]["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("ChangeMismatchError")));
     assert_eq!(json(&ok(&dir, &["fraud", "show", id], 0)), proof);
     assert_eq!(run(&dir, &["fraud", "show", "0000"]).code, 1);
 }

@@ -115,7 +115,7 @@ fn repl_session_on_a_terminal() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut pty = Pty::spawn(&dir, tmp.path());
     pty.expect("no database in");
-    pty.expect("vitra> ");
+    pty.expect("vitra $ ");
 
     pty.send(&format!(".init {}", contract("kv.js").display()));
     let text = pty.expect("monitor:");
@@ -149,7 +149,7 @@ fn repl_session_on_a_terminal() {
     pty.expect("{\"$undefined\":true}");
     let second = format!("claim:{}:2", &oplog[..8]);
     pty.send(".txlist");
-    pty.expect(&format!("{second}\tprocessed\tclaim"));
+    pty.expect(&format!("{second}\r\n"));
     pty.send(&format!(".txverify {second}"));
     pty.expect("The store already has an owner");
     pty.send(".verify");
@@ -184,7 +184,7 @@ fn repl_session_on_a_terminal() {
     // A sandbox of the current contract: its changes are thrown away.
     pty.send(".test");
     pty.expect("sandbox database");
-    pty.expect("vitra (test)> ");
+    pty.expect("vitra (test) $ ");
     pty.send(".call put --key sandboxed --value 1");
     pty.expect("{\"$undefined\":true}");
     pty.send(".get /values/sandboxed");

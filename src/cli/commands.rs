@@ -98,6 +98,15 @@ fn open_created_oplogs(db: &mut Database, root: &Path, config: Option<&Config>) 
     Ok(())
 }
 
+/// The kind of a fraud proof: the contract fraud's code, or the log fraud's document name.
+fn fraud_code(proof: &FraudProof) -> Json {
+    match proof {
+        FraudProof::Contract(p) => Json::String(p.details.code.to_string()),
+        FraudProof::LogFork(_) => Json::String("LogForkFraudProof".into()),
+        FraudProof::BlockRewrite(_) => Json::String("BlockRewriteFraudProof".into()),
+    }
+}
+
 /// A fraud proof's id: the first 16 hex digits of the BLAKE2b hash of its JSON.
 pub fn fraud_id(doc: &Json) -> String {
     use blake2::{Blake2b512, Digest};
@@ -145,7 +154,10 @@ pub fn dir_of(global: &GlobalArgs) -> Result<PathBuf> {
 /// Runs a parsed command line; `args` is the original argument list (forwarded as is to a
 /// host process).
 pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return super::repl::run(&cli.global);
+    };
+    match command {
         Command::Pack { json } => {
             let parsed: Json = serde_json::from_str(&json).map_err(|e| CliError::BadJson {
                 what: "the value",
@@ -213,7 +225,11 @@ pub fn run_in_session(session: &mut Session, args: &[String], out: &mut Output) 
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    match execute(session, cli.command, out) {
+    let Some(command) = cli.command else {
+        out.eline("error: the REPL cannot run inside a host process");
+        return EXIT_FAILURE;
+    };
+    match execute(session, command, out) {
         Ok(code) => code,
         Err(e) => {
             out.eline(format!("error: {}", one_line(&e.to_string())));
@@ -296,15 +312,23 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
             Ok(EXIT_OK)
         }
         Command::Oplog(OplogCommand::Delete { pubkey }) => delete_oplog(s, &pubkey, out),
-        Command::Tx(TxCommand::List) => {
+        Command::Tx(TxCommand::List { json }) => {
+            let mut docs = Vec::new();
             for (id, path) in json_files(&s.tx_dir())? {
+                if !json {
+                    out.line(id);
+                    continue;
+                }
                 let tx = Transaction::from_json(&read_json(&path)?)?;
-                let state = if s.db.is_processed(&tx)? {
-                    "processed"
-                } else {
-                    "pending"
-                };
-                out.line(format!("{id}\t{state}\t{}", tx.method));
+                docs.push(json!({
+                    "id": id,
+                    "method": tx.method,
+                    "isProcessed": s.db.is_processed(&tx)?,
+                    "operations": tx.operations.len(),
+                }));
+            }
+            if json {
+                out.line(compact(&Json::Array(docs)));
             }
             Ok(EXIT_OK)
         }
@@ -321,12 +345,22 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
             Ok(EXIT_OK)
         }
         Command::Tx(TxCommand::Verify { id }) => tx_verify(s, &id, out),
-        Command::Fraud(FraudCommand::List) => {
+        Command::Fraud(FraudCommand::List { json }) => {
+            let mut docs = Vec::new();
             for (id, path) in json_files(&s.fraud_dir())? {
-                let summary = FraudProof::from_json(&read_json(&path)?)
-                    .map(|p| p.summary())
-                    .unwrap_or_else(|e| format!("unreadable: {e}"));
-                out.line(format!("{id}\t{summary}"));
+                if !json {
+                    out.line(id);
+                    continue;
+                }
+                let doc = read_json(&path)?;
+                let (summary, code) = match FraudProof::from_json(&doc) {
+                    Ok(p) => (p.summary(), fraud_code(&p)),
+                    Err(e) => (format!("unreadable: {e}"), Json::Null),
+                };
+                docs.push(json!({"id": id, "summary": summary, "code": code}));
+            }
+            if json {
+                out.line(compact(&Json::Array(docs)));
             }
             Ok(EXIT_OK)
         }

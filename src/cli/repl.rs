@@ -150,9 +150,9 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
     repl.try_open();
     loop {
         let prompt = if repl.sandbox.is_some() {
-            "vitra (test)> "
+            "vitra (test) $ "
         } else {
-            "vitra> "
+            "vitra $ "
         };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
