@@ -381,3 +381,30 @@ fn missing_oplog_data_cannot_verify_and_says_why() {
     assert_eq!(r.code, 1);
     assert_eq!(json(&r.stdout)["verified"], false);
 }
+
+#[test]
+fn bare_vitra_is_the_repl_and_reads_dot_commands_from_a_pipe() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = format!(
+        ".init {}\n.call increment --by 4\n.get /counter\n.txlist\n.exit\n",
+        cli_support::contract("counter.js").display()
+    );
+    let out = assert_cmd::Command::cargo_bin("vitra")
+        .expect("binary")
+        .arg("--dir")
+        .arg(tmp.path())
+        .env("HOME", tmp.path())
+        .write_stdin(script)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            r#"{"seq":5,"container":false,"name":"counter","path":"/counter","value":4}"#
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nincrement:"), "{stdout}");
+}
