@@ -144,3 +144,17 @@ fn a_second_process_is_refused_with_a_clear_message() {
     drop(monitor);
     ok(&dir, &["info", "--key", &key], 0);
 }
+
+#[test]
+fn commands_racing_a_starting_host_neither_fail_nor_share_storage() {
+    let (_tmp, dir, _key) = init("counter.js");
+    let host = Background::start(&dir, &["serve"]);
+    // No waiting for "serving": whichever process gets the directory first, both succeed.
+    for _ in 0..3 {
+        ok(&dir, &["call", "increment", "--wait"], 0);
+    }
+    host.wait_for("serving");
+    let info = json(&ok(&dir, &["info", "--json"], 0));
+    assert_eq!(info["host"]["running"], true);
+    assert_eq!(ok(&dir, &["get", "/counter"], 0), "3\n");
+}

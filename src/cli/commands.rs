@@ -33,7 +33,20 @@ pub struct Session {
 impl Session {
     /// Opens the database of `dir` (holding its lock); as executor, processes pending ops.
     pub fn open(dir: &Path, key: Option<&str>, options: Options) -> Result<Session> {
+        Session::open_as(dir, key, options, None)
+    }
+
+    /// [`Session::open`], recording `role` in the lock file before the (possibly long) load.
+    pub fn open_as(
+        dir: &Path,
+        key: Option<&str>,
+        options: Options,
+        role: Option<&str>,
+    ) -> Result<Session> {
         let lock = Lock::acquire(dir)?;
+        if let Some(role) = role {
+            lock.set_role(dir, role)?;
+        }
         let key = resolve_key(dir, key)?;
         let root = store_root(dir);
         let mut db = Database::load(&root, &key, options.clone())?;

@@ -2,7 +2,7 @@
 //! completion. Each dot-command becomes a command line run exactly as the subcommand would
 //! (in this process, or in the host process after `.bg`).
 
-use super::commands::{dir_of, init, options, set_monitor, Session};
+use super::commands::{dir_of, init, options, set_monitor};
 use super::datadir::{Config, CONFIG_FILE, LOCK_FILE};
 use super::host::{host_running, spawn_host, stop, Target};
 use super::{CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
@@ -208,14 +208,7 @@ impl Repl {
     }
 
     fn open(&self) -> Result<Target> {
-        if host_running(&self.dir) {
-            return Ok(Target::Remote(super::host::socket_path(&self.dir)));
-        }
-        Ok(Target::Local(Box::new(Session::open(
-            &self.dir,
-            self.key.as_deref(),
-            self.options.clone(),
-        )?)))
+        Target::open_dir(&self.dir, self.key.as_deref(), self.options.clone())
     }
 
     fn target(&mut self) -> Result<&mut Target> {
