@@ -461,9 +461,13 @@ pub fn run_args(args: &[String], output: &mut Output) -> u8 {
     let cli = match Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
-            let _ = e.print();
-            return code;
+            if !e.use_stderr() {
+                // --help, --version: clap's own text on stdout.
+                let _ = e.print();
+                return EXIT_OK;
+            }
+            output.eline(usage_error_line(&e));
+            return EXIT_USAGE;
         }
     };
     match commands::dispatch(cli, args, output) {
@@ -478,4 +482,16 @@ pub fn run_args(args: &[String], output: &mut Output) -> u8 {
 /// Collapses a message to one line.
 pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A usage error as one line: clap's message without its usage block, and where help is.
+pub(crate) fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("{} (see vitra --help)", one_line(&message.join(" ")))
 }

@@ -141,7 +141,10 @@ fn a_rejected_operation_exits_4_with_the_contract_error() {
         "{}",
         r.stderr
     );
-    // Without --wait the call itself succeeds.
+    // Without --wait the call succeeds; the executor's verdict is still reported.
+    let r = run(&dir, &["call", "claim"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("was rejected: "), "{}", r.stderr);
     ok(
         &dir,
         &[
@@ -309,7 +312,13 @@ fn errors_are_one_line_and_help_has_examples() {
     let r = run(tmp.path(), &["get", "/x", "--key", "zz"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid public key"), "{}", r.stderr);
-    assert_eq!(run(tmp.path(), &["frobnicate"]).code, 2);
+    for bad in [&["frobnicate"][..], &["call"], &["get", "/x", "--bogus"]] {
+        let r = run(tmp.path(), bad);
+        assert_eq!(r.code, 2, "{bad:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    }
+    assert!(run(tmp.path(), &["call"]).stderr.contains("<METHOD>"));
 
     let help = ok(tmp.path(), &["--help"], 0);
     assert!(help.contains("Example"), "{help}");

@@ -234,8 +234,12 @@ pub fn run_in_session(session: &mut Session, args: &[String], out: &mut Output) 
     let cli = match Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = std::io::Write::write_all(&mut out.err, e.render().to_string().as_bytes());
-            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            if !e.use_stderr() {
+                out.line(e.render().to_string().trim_end());
+                return EXIT_OK;
+            }
+            out.eline(super::usage_error_line(&e));
+            return EXIT_USAGE;
         }
     };
     let Some(command) = cli.command else {
@@ -535,23 +539,23 @@ fn call(
     } else {
         out.line(compact(&codec::to_json(&tx.response)));
     }
-    if wait {
-        let mut rejected = false;
-        for (i, result) in results.iter().enumerate() {
-            if let Some(r) = result.as_ref().filter(|r| !r.success) {
-                rejected = true;
-                out.eline(format!(
-                    "operation {i} of {} was rejected: {}",
-                    tx.id(),
-                    r.error.as_deref().unwrap_or("unknown error")
-                ));
-            }
-        }
-        if rejected {
-            return Ok(EXIT_REJECTED);
+    // A rejection already known is reported either way; it fails the command with --wait.
+    let mut rejected = false;
+    for (i, result) in results.iter().enumerate() {
+        if let Some(r) = result.as_ref().filter(|r| !r.success) {
+            rejected = true;
+            out.eline(format!(
+                "operation {i} of {} was rejected: {}",
+                tx.id(),
+                r.error.as_deref().unwrap_or("unknown error")
+            ));
         }
     }
-    Ok(EXIT_OK)
+    Ok(if wait && rejected {
+        EXIT_REJECTED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::ProgressBar> {
