@@ -417,3 +417,26 @@ fn bare_vitra_is_the_repl_and_reads_dot_commands_from_a_pipe() {
     );
     assert!(stdout.contains("\nincrement:"), "{stdout}");
 }
+
+#[test]
+fn a_transaction_contradicting_the_local_log_is_fraud_exit_3() {
+    // Two copies of one database write different operations at the same oplog block, both
+    // signed with the same key: a transaction from one copy proves the other was rewritten.
+    let (tmp, a, _key) = init("counter.js");
+    let b = tmp.path().join("copy");
+    cli_support::copy_dir(&a, &b);
+    ok(&a, &["call", "increment", "--params", r#"{"by": 1}"#], 0);
+    ok(&b, &["call", "increment", "--params", r#"{"by": 2}"#], 0);
+    let ids = ok(&b, &["tx", "list"], 0);
+    let id = ids.trim();
+    let foreign = b.join("tx").join(format!("{id}.json"));
+    let r = run(&a, &["tx", "verify", foreign.to_str().expect("utf8")]);
+    assert_eq!(r.code, 3, "stdout {} stderr {}", r.stdout, r.stderr);
+    let proof = json(&r.stdout);
+    assert_eq!(proof["vitraBlockInclusionFraudProof"], 1);
+    assert!(r.stderr.starts_with("fraud: "), "{}", r.stderr);
+    assert_eq!(ok(&a, &["fraud", "list"], 0).lines().count(), 1);
+    // Its own transaction verifies.
+    let own = ok(&a, &["tx", "verify", id], 0);
+    assert!(own.contains("inclusion proofs valid"), "{own}");
+}
