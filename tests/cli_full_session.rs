@@ -320,6 +320,19 @@ fn errors_are_one_line_and_help_has_examples() {
     }
     assert!(run(tmp.path(), &["call"]).stderr.contains("<METHOD>"));
 
+    let bad = tmp.path().join("bad.js");
+    std::fs::write(&bad, "export function x( {").expect("write");
+    let r = run(
+        &tmp.path().join("db"),
+        &["init", bad.to_str().expect("utf8")],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("SyntaxError"), "{}", r.stderr);
+    assert!(
+        !tmp.path().join("db").exists(),
+        "no database is made from a broken contract"
+    );
+
     let help = ok(tmp.path(), &["--help"], 0);
     assert!(help.contains("Example"), "{help}");
     for sub in [

@@ -208,6 +208,8 @@ pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
 /// Creates a database in `dir` from the contract file; returns its key (hex).
 pub fn init(dir: &Path, contract: &Path, options: Options) -> Result<String> {
     let source = std::fs::read_to_string(contract).map_err(io_err(contract))?;
+    // A contract that does not load would make a database nobody can use: try it in memory.
+    Database::create(crate::database::Location::Memory, &source, options.clone())?.methods()?;
     let _lock = Lock::acquire(dir)?;
     if let Some(config) = Config::read(dir)? {
         return Err(CliError::AlreadyInitialized {
