@@ -453,3 +453,32 @@ fn a_transaction_contradicting_the_local_log_is_fraud_exit_3() {
     let own = ok(&a, &["tx", "verify", id], 0);
     assert!(own.contains("inclusion proofs valid"), "{own}");
 }
+
+#[test]
+fn the_repl_opens_a_bare_js_vitra_corestore_and_load_names_it() {
+    let (tmp, dir, key, _) = fixture("counter");
+    let run_repl = |script: &str| {
+        let out = assert_cmd::Command::cargo_bin("vitra")
+            .expect("binary")
+            .args(["repl", "--dir"])
+            .arg(&dir)
+            .env("HOME", tmp.path())
+            .write_stdin(script.to_owned())
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run_repl(".get /counter\n");
+    assert!(stdout.contains(&format!("database:  {key}")), "{stdout}");
+    assert!(
+        stdout.contains(r#""path":"/counter","value":114}"#),
+        "{stdout}"
+    );
+    let stdout = run_repl(&format!(".load {key}\n"));
+    assert!(stdout.contains("wrote vitra.json"), "{stdout}");
+    let config = json(&std::fs::read_to_string(dir.join("vitra.json")).expect("vitra.json"));
+    assert_eq!(config["pubkey"], key.as_str());
+    assert_eq!(ok(&dir, &["get", "/counter"], 0), "114\n");
+}

@@ -188,7 +188,11 @@ impl Repl {
     /// Opens the current directory's database when it has one (quietly when it has none).
     fn try_open(&mut self) {
         self.target = None;
-        let has_db = self.key.is_some() || self.dir.join(CONFIG_FILE).exists();
+        let has_db = self.key.is_some()
+            || self.dir.join(CONFIG_FILE).exists()
+            || crate::log::LogStore::new(super::datadir::store_root(&self.dir))
+                .discovery_keys()
+                .is_ok_and(|keys| !keys.is_empty());
         if !has_db {
             self.out.line(format!(
                 "no database in {} yet: .init CONTRACT.js or .load PUBKEY",
@@ -329,8 +333,18 @@ impl Repl {
                 let key = arg(0, "a public key")?;
                 super::datadir::key_arg(&key)?;
                 self.target = None;
-                self.key = Some(key);
+                self.key = Some(key.clone());
                 self.try_open();
+                // As JS Vitra's .load: the directory now names this database in vitra.json.
+                if self.target.is_some() && Config::read(&self.dir)?.is_none() {
+                    Config {
+                        pubkey: key,
+                        created_oplog_pubkeys: Vec::new(),
+                        monitor: false,
+                    }
+                    .write(&self.dir)?;
+                    self.out.line("wrote vitra.json");
+                }
             }
             ".info" => {
                 self.run(simple("info"))?;
