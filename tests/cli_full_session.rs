@@ -309,7 +309,15 @@ fn errors_are_one_line_and_help_has_examples() {
         "{}",
         r.stderr
     );
-    let r = run(tmp.path(), &["get", "/x", "--key", "zz"]);
+    assert!(
+        !tmp.path().join("vitra.lock").exists(),
+        "nothing is left behind"
+    );
+    let r = run(&tmp.path().join("missing"), &["info"]);
+    assert_eq!(r.code, 1);
+    assert!(!tmp.path().join("missing").exists());
+    let (_db_tmp, db, _key) = init("counter.js");
+    let r = run(&db, &["get", "/x", "--key", "zz"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid public key"), "{}", r.stderr);
     for bad in [&["frobnicate"][..], &["call"], &["get", "/x", "--bogus"]] {

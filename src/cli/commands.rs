@@ -43,6 +43,16 @@ impl Session {
         options: Options,
         role: Option<&str>,
     ) -> Result<Session> {
+        // Nothing to open: say so without leaving a lock file behind.
+        let has_logs = crate::log::LogStore::new(store_root(dir))
+            .discovery_keys()
+            .is_ok_and(|keys| !keys.is_empty());
+        if !has_logs && !dir.join(super::datadir::CONFIG_FILE).exists() {
+            return Err(CliError::NoDatabase {
+                dir: dir.to_path_buf(),
+                hint: "no vitra.json and no logs; create one with `vitra init CONTRACT.js`".into(),
+            });
+        }
         let lock = Lock::acquire(dir)?;
         if let Some(role) = role {
             lock.set_role(dir, role)?;
