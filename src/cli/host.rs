@@ -199,6 +199,12 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(io_err(&socket))?;
     listener.set_nonblocking(true).map_err(io_err(&socket))?;
+    // Only this user may drive the database.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(&socket))?;
+    }
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
