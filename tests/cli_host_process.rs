@@ -119,6 +119,10 @@ fn a_cheating_host_is_caught_through_the_socket() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["vitraContractFraudProof"], 1);
     assert_eq!(ok(&dir, &["fraud", "list"], 0).lines().count(), 1);
+    // `vitra monitor` works through the host too.
+    let monitor = Background::start(&dir, &["monitor", "--interval", "100"]);
+    let line = monitor.wait_for("violation:");
+    assert!(line.contains("ChangeMismatchError"), "{line}");
 }
 
 #[test]
