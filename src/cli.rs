@@ -15,6 +15,9 @@
 //! print a backtrace or more than one line for an error; mix progress output into piped
 //! (non-terminal) stdout.
 
+// The clap doc comments below are also the `--help` text, where `<id>` means a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
+
 pub mod commands;
 pub mod datadir;
 pub mod host;
@@ -144,9 +147,9 @@ pub struct Cli {
     /// Global options.
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// The subcommand.
+    /// The subcommand (none: the REPL, as JS Vitra's `vitra` starts it).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options every subcommand takes.
@@ -345,11 +348,17 @@ pub enum OplogCommand {
 /// `vitra tx …`.
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
-    /// List saved transactions: id, processed or pending.
+    /// List saved transactions, one id per line (as JS Vitra's .txlist).
     ///
-    /// Example: vitra tx list
+    /// --json prints [{"id", "method", "isProcessed", "operations"}].
+    ///
+    /// Example: vitra tx list --json
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// Print a JSON array with each transaction's method and state.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a saved transaction's JSON with its current results.
     ///
     /// Example: vitra tx show increment:4d93cb18:0
@@ -372,11 +381,17 @@ pub enum TxCommand {
 /// `vitra fraud …`.
 #[derive(Debug, Subcommand)]
 pub enum FraudCommand {
-    /// List saved fraud proofs: id and summary.
+    /// List saved fraud proofs, one id per line (as JS Vitra's .fraudlist).
     ///
-    /// Example: vitra fraud list
+    /// --json prints [{"id", "summary", "code"}].
+    ///
+    /// Example: vitra fraud list --json
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// Print a JSON array with each proof's summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a saved fraud proof's JSON.
     ///
     /// Example: vitra fraud show 1a2b3c4d5e6f7a8b
@@ -446,9 +461,13 @@ pub fn run_args(args: &[String], output: &mut Output) -> u8 {
     let cli = match Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
-            let _ = e.print();
-            return code;
+            if !e.use_stderr() {
+                // --help, --version: clap's own text on stdout.
+                let _ = e.print();
+                return EXIT_OK;
+            }
+            output.eline(usage_error_line(&e));
+            return EXIT_USAGE;
         }
     };
     match commands::dispatch(cli, args, output) {
@@ -463,4 +482,16 @@ pub fn run_args(args: &[String], output: &mut Output) -> u8 {
 /// Collapses a message to one line.
 pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A usage error as one line: clap's message without its usage block, and where help is.
+pub(crate) fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("{} (see vitra --help)", one_line(&message.join(" ")))
 }

@@ -87,6 +87,11 @@ fn counter_session_calls_reads_and_verifies() {
         (&last["path"], &last["value"]),
         (&json!("/counter"), &json!(7))
     );
+    assert_eq!(json(&ok(&dir, &["history", &key, "--json"], 0)), history);
+    assert_eq!(
+        ok(&dir, &["history"], 0).lines().last(),
+        Some(format!("{}\tput\t/counter\t7", last["seq"]).as_str())
+    );
     let oplog = json(&ok(
         &dir,
         &["history", created[0].as_str().expect("key"), "--json"],
@@ -105,10 +110,14 @@ fn counter_session_calls_reads_and_verifies() {
 
     // Saved transactions.
     let id = format!("increment:{}:1", &created[0].as_str().expect("key")[..8]);
-    let listing = ok(&dir, &["tx", "list"], 0);
-    assert!(
-        listing.contains(&format!("{id}\tprocessed\tincrement")),
-        "{listing}"
+    assert_eq!(
+        ok(&dir, &["tx", "list"], 0),
+        format!("increment:{}:0\n{id}\n", &id[10..18])
+    );
+    let listing = json(&ok(&dir, &["tx", "list", "--json"], 0));
+    assert_eq!(
+        listing[1],
+        json!({"id": id, "method": "increment", "isProcessed": true, "operations": 1})
     );
     assert!(dir.join("tx").join(format!("{id}.json")).is_file());
     let shown = json(&ok(&dir, &["tx", "show", &id], 0));
@@ -132,7 +141,10 @@ fn a_rejected_operation_exits_4_with_the_contract_error() {
         "{}",
         r.stderr
     );
-    // Without --wait the call itself succeeds.
+    // Without --wait the call succeeds; the executor's verdict is still reported.
+    let r = run(&dir, &["call", "claim"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("was rejected: "), "{}", r.stderr);
     ok(
         &dir,
         &[
@@ -185,8 +197,14 @@ fn a_cheating_executor_is_caught_with_exit_3_and_the_fraud_proof() {
     );
     assert_eq!(proof["details"]["data"]["entry"]["path"], "/wrong");
     let listing = ok(&dir, &["fraud", "list"], 0);
-    let (id, summary) = listing.trim().split_once('\t').expect("id\\tsummary");
-    assert!(summary.starts_with("ChangeMismatchError"), "{summary}");
+    let id = listing.trim();
+    assert_eq!(id.len(), 16, "one id: {listing}");
+    let details = json(&ok(&dir, &["fraud", "list", "--json"], 0));
+    assert_eq!(details[0]["id"], id);
+    assert_eq!(details[0]["code"], "ChangeMismatchError");
+    assert!(details[0]["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("ChangeMismatchError")));
     assert_eq!(json(&ok(&dir, &["fraud", "show", id], 0)), proof);
     assert_eq!(run(&dir, &["fraud", "show", "0000"]).code, 1);
 }
@@ -291,10 +309,37 @@ fn errors_are_one_line_and_help_has_examples() {
         "{}",
         r.stderr
     );
-    let r = run(tmp.path(), &["get", "/x", "--key", "zz"]);
+    assert!(
+        !tmp.path().join("vitra.lock").exists(),
+        "nothing is left behind"
+    );
+    let r = run(&tmp.path().join("missing"), &["info"]);
+    assert_eq!(r.code, 1);
+    assert!(!tmp.path().join("missing").exists());
+    let (_db_tmp, db, _key) = init("counter.js");
+    let r = run(&db, &["get", "/x", "--key", "zz"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid public key"), "{}", r.stderr);
-    assert_eq!(run(tmp.path(), &["frobnicate"]).code, 2);
+    for bad in [&["frobnicate"][..], &["call"], &["get", "/x", "--bogus"]] {
+        let r = run(tmp.path(), bad);
+        assert_eq!(r.code, 2, "{bad:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    }
+    assert!(run(tmp.path(), &["call"]).stderr.contains("<METHOD>"));
+
+    let bad = tmp.path().join("bad.js");
+    std::fs::write(&bad, "export function x( {").expect("write");
+    let r = run(
+        &tmp.path().join("db"),
+        &["init", bad.to_str().expect("utf8")],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("SyntaxError"), "{}", r.stderr);
+    assert!(
+        !tmp.path().join("db").exists(),
+        "no database is made from a broken contract"
+    );
 
     let help = ok(tmp.path(), &["--help"], 0);
     assert!(help.contains("Example"), "{help}");
@@ -365,4 +410,83 @@ fn missing_oplog_data_cannot_verify_and_says_why() {
     let r = run(&dir, &["verify", "--json", "--key", &key]);
     assert_eq!(r.code, 1);
     assert_eq!(json(&r.stdout)["verified"], false);
+}
+
+#[test]
+fn bare_vitra_is_the_repl_and_reads_dot_commands_from_a_pipe() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = format!(
+        ".init {}\n.call increment --by 4\n.get /counter\n.txlist\n.exit\n",
+        cli_support::contract("counter.js").display()
+    );
+    let out = assert_cmd::Command::cargo_bin("vitra")
+        .expect("binary")
+        .arg("--dir")
+        .arg(tmp.path())
+        .env("HOME", tmp.path())
+        .write_stdin(script)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            r#"{"seq":5,"container":false,"name":"counter","path":"/counter","value":4}"#
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nincrement:"), "{stdout}");
+}
+
+#[test]
+fn a_transaction_contradicting_the_local_log_is_fraud_exit_3() {
+    // Two copies of one database write different operations at the same oplog block, both
+    // signed with the same key: a transaction from one copy proves the other was rewritten.
+    let (tmp, a, _key) = init("counter.js");
+    let b = tmp.path().join("copy");
+    cli_support::copy_dir(&a, &b);
+    ok(&a, &["call", "increment", "--params", r#"{"by": 1}"#], 0);
+    ok(&b, &["call", "increment", "--params", r#"{"by": 2}"#], 0);
+    let ids = ok(&b, &["tx", "list"], 0);
+    let id = ids.trim();
+    let foreign = b.join("tx").join(format!("{id}.json"));
+    let r = run(&a, &["tx", "verify", foreign.to_str().expect("utf8")]);
+    assert_eq!(r.code, 3, "stdout {} stderr {}", r.stdout, r.stderr);
+    let proof = json(&r.stdout);
+    assert_eq!(proof["vitraBlockInclusionFraudProof"], 1);
+    assert!(r.stderr.starts_with("fraud: "), "{}", r.stderr);
+    assert_eq!(ok(&a, &["fraud", "list"], 0).lines().count(), 1);
+    // Its own transaction verifies.
+    let own = ok(&a, &["tx", "verify", id], 0);
+    assert!(own.contains("inclusion proofs valid"), "{own}");
+}
+
+#[test]
+fn the_repl_opens_a_bare_js_vitra_corestore_and_load_names_it() {
+    let (tmp, dir, key, _) = fixture("counter");
+    let run_repl = |script: &str| {
+        let out = assert_cmd::Command::cargo_bin("vitra")
+            .expect("binary")
+            .args(["repl", "--dir"])
+            .arg(&dir)
+            .env("HOME", tmp.path())
+            .write_stdin(script.to_owned())
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run_repl(".get /counter\n");
+    assert!(stdout.contains(&format!("database:  {key}")), "{stdout}");
+    assert!(
+        stdout.contains(r#""path":"/counter","value":114}"#),
+        "{stdout}"
+    );
+    let stdout = run_repl(&format!(".load {key}\n"));
+    assert!(stdout.contains("wrote vitra.json"), "{stdout}");
+    let config = json(&std::fs::read_to_string(dir.join("vitra.json")).expect("vitra.json"));
+    assert_eq!(config["pubkey"], key.as_str());
+    assert_eq!(ok(&dir, &["get", "/counter"], 0), "114\n");
 }

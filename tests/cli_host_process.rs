@@ -119,6 +119,10 @@ fn a_cheating_host_is_caught_through_the_socket() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["vitraContractFraudProof"], 1);
     assert_eq!(ok(&dir, &["fraud", "list"], 0).lines().count(), 1);
+    // `vitra monitor` works through the host too.
+    let monitor = Background::start(&dir, &["monitor", "--interval", "100"]);
+    let line = monitor.wait_for("violation:");
+    assert!(line.contains("ChangeMismatchError"), "{line}");
 }
 
 #[test]
@@ -143,4 +147,18 @@ fn a_second_process_is_refused_with_a_clear_message() {
     );
     drop(monitor);
     ok(&dir, &["info", "--key", &key], 0);
+}
+
+#[test]
+fn commands_racing_a_starting_host_neither_fail_nor_share_storage() {
+    let (_tmp, dir, _key) = init("counter.js");
+    let host = Background::start(&dir, &["serve"]);
+    // No waiting for "serving": whichever process gets the directory first, both succeed.
+    for _ in 0..3 {
+        ok(&dir, &["call", "increment", "--wait"], 0);
+    }
+    host.wait_for("serving");
+    let info = json(&ok(&dir, &["info", "--json"], 0));
+    assert_eq!(info["host"]["running"], true);
+    assert_eq!(ok(&dir, &["get", "/counter"], 0), "3\n");
 }

@@ -115,7 +115,7 @@ fn repl_session_on_a_terminal() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut pty = Pty::spawn(&dir, tmp.path());
     pty.expect("no database in");
-    pty.expect("vitra> ");
+    pty.expect("vitra $ ");
 
     pty.send(&format!(".init {}", contract("kv.js").display()));
     let text = pty.expect("monitor:");
@@ -149,7 +149,7 @@ fn repl_session_on_a_terminal() {
     pty.expect("{\"$undefined\":true}");
     let second = format!("claim:{}:2", &oplog[..8]);
     pty.send(".txlist");
-    pty.expect(&format!("{second}\tprocessed\tclaim"));
+    pty.expect(&format!("{second}\r\n"));
     pty.send(&format!(".txverify {second}"));
     pty.expect("The store already has an owner");
     pty.send(".verify");
@@ -181,6 +181,21 @@ fn repl_session_on_a_terminal() {
     pty.expect("monitoring stopped");
     pty.send(".help");
     pty.expect(".txverify");
+    // A sandbox of the current contract: its changes are thrown away.
+    pty.send(".test");
+    pty.expect("sandbox database");
+    pty.expect("vitra (test) $ ");
+    pty.send(".call put --key sandboxed --value 1");
+    pty.expect("{\"$undefined\":true}");
+    pty.send(".get /values/sandboxed");
+    pty.expect("\"path\":\"/values/sandboxed\"");
+    pty.send(".bg");
+    pty.expect("not available in the sandbox");
+    pty.send(".testend");
+    pty.expect("sandbox deleted");
+    pty.send(".get /values/sandboxed");
+    pty.expect("/values/sandboxed: not found");
+
     // .destroy asks first; only "yes" deletes.
     pty.send(".destroy");
     pty.expect("type yes: ");

@@ -33,7 +33,30 @@ pub struct Session {
 impl Session {
     /// Opens the database of `dir` (holding its lock); as executor, processes pending ops.
     pub fn open(dir: &Path, key: Option<&str>, options: Options) -> Result<Session> {
+        Session::open_as(dir, key, options, None)
+    }
+
+    /// [`Session::open`], recording `role` in the lock file before the (possibly long) load.
+    pub fn open_as(
+        dir: &Path,
+        key: Option<&str>,
+        options: Options,
+        role: Option<&str>,
+    ) -> Result<Session> {
+        // Nothing to open: say so without leaving a lock file behind.
+        let has_logs = crate::log::LogStore::new(store_root(dir))
+            .discovery_keys()
+            .is_ok_and(|keys| !keys.is_empty());
+        if !has_logs && !dir.join(super::datadir::CONFIG_FILE).exists() {
+            return Err(CliError::NoDatabase {
+                dir: dir.to_path_buf(),
+                hint: "no vitra.json and no logs; create one with `vitra init CONTRACT.js`".into(),
+            });
+        }
         let lock = Lock::acquire(dir)?;
+        if let Some(role) = role {
+            lock.set_role(dir, role)?;
+        }
         let key = resolve_key(dir, key)?;
         let root = store_root(dir);
         let mut db = Database::load(&root, &key, options.clone())?;
@@ -98,6 +121,15 @@ fn open_created_oplogs(db: &mut Database, root: &Path, config: Option<&Config>) 
     Ok(())
 }
 
+/// The kind of a fraud proof: the contract fraud's code, or the log fraud's document name.
+fn fraud_code(proof: &FraudProof) -> Json {
+    match proof {
+        FraudProof::Contract(p) => Json::String(p.details.code.to_string()),
+        FraudProof::LogFork(_) => Json::String("LogForkFraudProof".into()),
+        FraudProof::BlockRewrite(_) => Json::String("BlockRewriteFraudProof".into()),
+    }
+}
+
 /// A fraud proof's id: the first 16 hex digits of the BLAKE2b hash of its JSON.
 pub fn fraud_id(doc: &Json) -> String {
     use blake2::{Blake2b512, Digest};
@@ -130,16 +162,25 @@ pub fn options(global: &GlobalArgs) -> Result<Options> {
 
 /// The directory a command line names (default: the current directory).
 pub fn dir_of(global: &GlobalArgs) -> Result<PathBuf> {
-    match &global.dir {
-        Some(d) => Ok(d.clone()),
-        None => std::env::current_dir().map_err(io_err(".")),
-    }
+    let dir = match &global.dir {
+        Some(d) => d.clone(),
+        None => PathBuf::from("."),
+    };
+    let absolute = std::path::absolute(&dir).map_err(io_err(&dir))?;
+    // `a/./b` and a trailing `.` read better without the dots.
+    Ok(absolute
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect())
 }
 
 /// Runs a parsed command line; `args` is the original argument list (forwarded as is to a
 /// host process).
 pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return super::repl::run(&cli.global);
+    };
+    match command {
         Command::Pack { json } => {
             let parsed: Json = serde_json::from_str(&json).map_err(|e| CliError::BadJson {
                 what: "the value",
@@ -177,6 +218,8 @@ pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
 /// Creates a database in `dir` from the contract file; returns its key (hex).
 pub fn init(dir: &Path, contract: &Path, options: Options) -> Result<String> {
     let source = std::fs::read_to_string(contract).map_err(io_err(contract))?;
+    // A contract that does not load would make a database nobody can use: try it in memory.
+    Database::create(crate::database::Location::Memory, &source, options.clone())?.methods()?;
     let _lock = Lock::acquire(dir)?;
     if let Some(config) = Config::read(dir)? {
         return Err(CliError::AlreadyInitialized {
@@ -203,11 +246,19 @@ pub fn run_in_session(session: &mut Session, args: &[String], out: &mut Output) 
     let cli = match Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = std::io::Write::write_all(&mut out.err, e.render().to_string().as_bytes());
-            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            if !e.use_stderr() {
+                out.line(e.render().to_string().trim_end());
+                return EXIT_OK;
+            }
+            out.eline(super::usage_error_line(&e));
+            return EXIT_USAGE;
         }
     };
-    match execute(session, cli.command, out) {
+    let Some(command) = cli.command else {
+        out.eline("error: the REPL cannot run inside a host process");
+        return EXIT_FAILURE;
+    };
+    match execute(session, command, out) {
         Ok(code) => code,
         Err(e) => {
             out.eline(format!("error: {}", one_line(&e.to_string())));
@@ -290,15 +341,23 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
             Ok(EXIT_OK)
         }
         Command::Oplog(OplogCommand::Delete { pubkey }) => delete_oplog(s, &pubkey, out),
-        Command::Tx(TxCommand::List) => {
+        Command::Tx(TxCommand::List { json }) => {
+            let mut docs = Vec::new();
             for (id, path) in json_files(&s.tx_dir())? {
+                if !json {
+                    out.line(id);
+                    continue;
+                }
                 let tx = Transaction::from_json(&read_json(&path)?)?;
-                let state = if s.db.is_processed(&tx)? {
-                    "processed"
-                } else {
-                    "pending"
-                };
-                out.line(format!("{id}\t{state}\t{}", tx.method));
+                docs.push(json!({
+                    "id": id,
+                    "method": tx.method,
+                    "isProcessed": s.db.is_processed(&tx)?,
+                    "operations": tx.operations.len(),
+                }));
+            }
+            if json {
+                out.line(compact(&Json::Array(docs)));
             }
             Ok(EXIT_OK)
         }
@@ -315,12 +374,22 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
             Ok(EXIT_OK)
         }
         Command::Tx(TxCommand::Verify { id }) => tx_verify(s, &id, out),
-        Command::Fraud(FraudCommand::List) => {
+        Command::Fraud(FraudCommand::List { json }) => {
+            let mut docs = Vec::new();
             for (id, path) in json_files(&s.fraud_dir())? {
-                let summary = FraudProof::from_json(&read_json(&path)?)
-                    .map(|p| p.summary())
-                    .unwrap_or_else(|e| format!("unreadable: {e}"));
-                out.line(format!("{id}\t{summary}"));
+                if !json {
+                    out.line(id);
+                    continue;
+                }
+                let doc = read_json(&path)?;
+                let (summary, code) = match FraudProof::from_json(&doc) {
+                    Ok(p) => (p.summary(), fraud_code(&p)),
+                    Err(e) => (format!("unreadable: {e}"), Json::Null),
+                };
+                docs.push(json!({"id": id, "summary": summary, "code": code}));
+            }
+            if json {
+                out.line(compact(&Json::Array(docs)));
             }
             Ok(EXIT_OK)
         }
@@ -482,23 +551,23 @@ fn call(
     } else {
         out.line(compact(&codec::to_json(&tx.response)));
     }
-    if wait {
-        let mut rejected = false;
-        for (i, result) in results.iter().enumerate() {
-            if let Some(r) = result.as_ref().filter(|r| !r.success) {
-                rejected = true;
-                out.eline(format!(
-                    "operation {i} of {} was rejected: {}",
-                    tx.id(),
-                    r.error.as_deref().unwrap_or("unknown error")
-                ));
-            }
-        }
-        if rejected {
-            return Ok(EXIT_REJECTED);
+    // A rejection already known is reported either way; it fails the command with --wait.
+    let mut rejected = false;
+    for (i, result) in results.iter().enumerate() {
+        if let Some(r) = result.as_ref().filter(|r| !r.success) {
+            rejected = true;
+            out.eline(format!(
+                "operation {i} of {} was rejected: {}",
+                tx.id(),
+                r.error.as_deref().unwrap_or("unknown error")
+            ));
         }
     }
-    Ok(EXIT_OK)
+    Ok(if wait && rejected {
+        EXIT_REJECTED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::ProgressBar> {
@@ -521,32 +590,8 @@ fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::
 fn history(s: &mut Session, log: Option<&str>, json: bool, out: &mut Output) -> Result<u8> {
     let mut docs = Vec::new();
     match log {
-        None | Some("index") => {
-            let bar = progress(out, None, "reading the index history");
-            let entries = s.db.history()?;
-            if let Some(b) = &bar {
-                b.set_length(entries.len() as u64);
-            }
-            for e in entries {
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-                if json {
-                    docs.push(e.to_json());
-                } else {
-                    out.line(format!(
-                        "{}\t{}\t{}\t{}",
-                        e.seq,
-                        e.kind.as_str(),
-                        e.path,
-                        compact(&codec::to_json(&e.value))
-                    ));
-                }
-            }
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-        }
+        None | Some("index") => index_history(s, json, out, &mut docs)?,
+        Some(key) if key_arg(key)? == s.db.key() => index_history(s, json, out, &mut docs)?,
         Some(key) => {
             let key = key_arg(key)?;
             let log = s.db.oplog(&key).ok_or_else(|| CliError::NotFound {
@@ -576,6 +621,39 @@ fn history(s: &mut Session, log: Option<&str>, json: bool, out: &mut Output) -> 
         out.line(compact(&Json::Array(docs)));
     }
     Ok(EXIT_OK)
+}
+
+fn index_history(
+    s: &mut Session,
+    json: bool,
+    out: &mut Output,
+    docs: &mut Vec<Json>,
+) -> Result<()> {
+    let bar = progress(out, None, "reading the index history");
+    let entries = s.db.history()?;
+    if let Some(b) = &bar {
+        b.set_length(entries.len() as u64);
+    }
+    for e in entries {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        if json {
+            docs.push(e.to_json());
+        } else {
+            out.line(format!(
+                "{}\t{}\t{}\t{}",
+                e.seq,
+                e.kind.as_str(),
+                e.path,
+                compact(&codec::to_json(&e.value))
+            ));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(())
 }
 
 fn verify(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {

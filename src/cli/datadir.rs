@@ -208,20 +208,40 @@ impl Lock {
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
-            let pid = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-                .map(|p| format!(" (pid {p})"))
+            let pid = lock_holder(dir)
+                .map(|(p, _)| format!(" (pid {p})"))
                 .unwrap_or_default();
             return Err(CliError::Locked {
                 dir: dir.to_path_buf(),
                 pid,
             });
         }
-        file.set_len(0).map_err(io_err(&path))?;
-        std::fs::write(&path, format!("{}\n", std::process::id())).map_err(io_err(&path))?;
-        Ok(Lock { _file: file })
+        let lock = Lock { _file: file };
+        lock.set_role(dir, "")?;
+        Ok(lock)
     }
+
+    /// Records the holder's pid and what it is doing (`serve` makes clients wait for its
+    /// socket), in one fixed-size write so that readers never see an empty file.
+    pub fn set_role(&self, dir: &Path, role: &str) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let path = dir.join(LOCK_FILE);
+        let record = format!("{:<39}\n", format!("{} {role}", std::process::id()));
+        self._file
+            .write_all_at(record.as_bytes(), 0)
+            .map_err(io_err(&path))?;
+        self._file
+            .set_len(record.len() as u64)
+            .map_err(io_err(&path))
+    }
+}
+
+/// The pid and role written in a directory's lock file.
+pub fn lock_holder(dir: &Path) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+    let mut words = text.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    Some((pid, words.next().unwrap_or_default().to_owned()))
 }
 
 /// Reads a saved JSON document.

@@ -8,7 +8,7 @@
 //! command exactly as a local process would.
 
 use super::commands::{dir_of, options, run_in_session, Session};
-use super::datadir::{Config, SOCKET_FILE};
+use super::datadir::{lock_holder, Config, SOCKET_FILE};
 use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::Verdict;
 use serde_json::{json, Value as Json};
@@ -79,15 +79,41 @@ pub fn host_running(dir: &Path) -> bool {
 impl Target {
     /// The host process of the directory if one runs, else the database opened here.
     pub fn open(global: &GlobalArgs) -> Result<Target> {
-        let dir = dir_of(global)?;
-        if host_running(&dir) {
-            return Ok(Target::Remote(socket_path(&dir)));
+        Target::open_dir(&dir_of(global)?, global.key.as_deref(), options(global)?)
+    }
+
+    /// [`Target::open`] for a directory, key and options.
+    pub fn open_dir(
+        dir: &Path,
+        key: Option<&str>,
+        options: crate::database::Options,
+    ) -> Result<Target> {
+        let dir = dir.to_path_buf();
+        let started = Instant::now();
+        loop {
+            if host_running(&dir) {
+                return Ok(Target::Remote(socket_path(&dir)));
+            }
+            match Session::open(&dir, key, options.clone()) {
+                Ok(session) => return Ok(Target::Local(Box::new(session))),
+                Err(CliError::Locked { dir, pid }) => {
+                    // A host that is still starting holds the lock before its socket exists:
+                    // wait for the socket. A holder that has not written its pid yet is given
+                    // a moment too.
+                    let waited = started.elapsed();
+                    let wait = match lock_holder(&dir) {
+                        Some((_, role)) if role == "serve" => waited < Duration::from_secs(60),
+                        None => waited < Duration::from_secs(2),
+                        Some(_) => false,
+                    };
+                    if !wait {
+                        return Err(CliError::Locked { dir, pid });
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(Target::Local(Box::new(Session::open(
-            &dir,
-            global.key.as_deref(),
-            options(global)?,
-        )?)))
     }
 
     /// Runs a command line, writing its output to `out`; returns the exit code.
@@ -156,13 +182,29 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
             dir.display()
         )));
     }
-    let mut session = Session::open(&dir, global.key.as_deref(), options(global)?)?;
+    // A one-shot command may hold the directory for a moment: wait for it, not for another
+    // host or a long-running session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut session = loop {
+        match Session::open_as(&dir, global.key.as_deref(), options(global)?, Some("serve")) {
+            Err(CliError::Locked { .. }) if Instant::now() < deadline && !host_running(&dir) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     session.hosted = true;
     let socket = socket_path(&dir);
     // We hold the lock, so a socket file left here belongs to a host that died.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(io_err(&socket))?;
     listener.set_nonblocking(true).map_err(io_err(&socket))?;
+    // Only this user may drive the database.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(&socket))?;
+    }
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -2,7 +2,7 @@
 //! completion. Each dot-command becomes a command line run exactly as the subcommand would
 //! (in this process, or in the host process after `.bg`).
 
-use super::commands::{dir_of, init, options, set_monitor, Session};
+use super::commands::{dir_of, init, options, set_monitor};
 use super::datadir::{Config, CONFIG_FILE, LOCK_FILE};
 use super::host::{host_running, spawn_host, stop, Target};
 use super::{CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
@@ -74,6 +74,14 @@ const COMMANDS: &[(&str, &str)] = &[
         ".fg",
         "stop the host process and open the database here again",
     ),
+    (
+        ".test",
+        ".test [CONTRACT.js]: a throwaway sandbox database (this contract, or the current one)",
+    ),
+    (
+        ".testend",
+        "end the sandbox (deleting it) and return to the database before it",
+    ),
     (".destroy", "delete this directory's database (asks first)"),
     (".help", "this list"),
     (".exit", "leave (also Ctrl-D)"),
@@ -116,6 +124,8 @@ struct Repl {
     target: Option<Target>,
     monitor: bool,
     out: Output,
+    /// While `.test` runs: the sandbox directory, and the directory and key to return to.
+    sandbox: Option<(PathBuf, PathBuf, Option<String>)>,
 }
 
 /// Runs the REPL until `.exit` or end of input.
@@ -126,6 +136,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
         options: options(global)?,
         target: None,
         monitor: false,
+        sandbox: None,
         out: Output::stdio(),
     };
     let mut editor: rustyline::Editor<DotHelper, rustyline::history::DefaultHistory> =
@@ -138,7 +149,12 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
     repl.out.line("vitra REPL: .help lists the commands");
     repl.try_open();
     loop {
-        let line = match editor.readline("vitra> ") {
+        let prompt = if repl.sandbox.is_some() {
+            "vitra (test) $ "
+        } else {
+            "vitra $ "
+        };
+        let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -164,6 +180,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
+    repl.end_sandbox();
     Ok(EXIT_OK)
 }
 
@@ -171,7 +188,11 @@ impl Repl {
     /// Opens the current directory's database when it has one (quietly when it has none).
     fn try_open(&mut self) {
         self.target = None;
-        let has_db = self.key.is_some() || self.dir.join(CONFIG_FILE).exists();
+        let has_db = self.key.is_some()
+            || self.dir.join(CONFIG_FILE).exists()
+            || crate::log::LogStore::new(super::datadir::store_root(&self.dir))
+                .discovery_keys()
+                .is_ok_and(|keys| !keys.is_empty());
         if !has_db {
             self.out.line(format!(
                 "no database in {} yet: .init CONTRACT.js or .load PUBKEY",
@@ -191,14 +212,7 @@ impl Repl {
     }
 
     fn open(&self) -> Result<Target> {
-        if host_running(&self.dir) {
-            return Ok(Target::Remote(super::host::socket_path(&self.dir)));
-        }
-        Ok(Target::Local(Box::new(Session::open(
-            &self.dir,
-            self.key.as_deref(),
-            self.options.clone(),
-        )?)))
+        Target::open_dir(&self.dir, self.key.as_deref(), self.options.clone())
     }
 
     fn target(&mut self) -> Result<&mut Target> {
@@ -236,6 +250,16 @@ impl Repl {
         ));
     }
 
+    /// Deletes the sandbox (if any) and returns to the directory before it.
+    fn end_sandbox(&mut self) {
+        if let Some((sandbox, dir, key)) = self.sandbox.take() {
+            self.target = None;
+            let _ = std::fs::remove_dir_all(&sandbox);
+            self.dir = dir;
+            self.key = key;
+        }
+    }
+
     /// After a command while monitoring: verify and report a violation.
     fn check(&mut self) {
         let Some(target) = self.target.as_mut() else {
@@ -269,6 +293,13 @@ impl Repl {
                 .cloned()
                 .ok_or_else(|| CliError::Refused(format!("{cmd} needs {what}")))
         };
+        if self.sandbox.is_some()
+            && [".use", ".init", ".load", ".bg", ".fg", ".destroy"].contains(&cmd.as_str())
+        {
+            return Err(CliError::Refused(format!(
+                "{cmd} is not available in the sandbox; .testend ends it"
+            )));
+        }
         let simple = |name: &str| vec![name.to_owned()];
         let with = |parts: &[&str], extra: &[String]| -> Vec<String> {
             parts
@@ -302,8 +333,18 @@ impl Repl {
                 let key = arg(0, "a public key")?;
                 super::datadir::key_arg(&key)?;
                 self.target = None;
-                self.key = Some(key);
+                self.key = Some(key.clone());
                 self.try_open();
+                // As JS Vitra's .load: the directory now names this database in vitra.json.
+                if self.target.is_some() && Config::read(&self.dir)?.is_none() {
+                    Config {
+                        pubkey: key,
+                        created_oplog_pubkeys: Vec::new(),
+                        monitor: false,
+                    }
+                    .write(&self.dir)?;
+                    self.out.line("wrote vitra.json");
+                }
             }
             ".info" => {
                 self.run(simple("info"))?;
@@ -403,6 +444,55 @@ impl Repl {
                 stop(&self.dir, &mut sink)?;
                 self.target = Some(self.open()?);
                 self.out.line("the database is open in this process again");
+            }
+            ".test" => {
+                if self.sandbox.is_some() {
+                    return Err(CliError::Refused(
+                        "a sandbox is already running; .testend ends it".into(),
+                    ));
+                }
+                let source = match rest.first() {
+                    Some(path) => {
+                        std::fs::read_to_string(path).map_err(super::io_err(path.as_str()))?
+                    }
+                    None => {
+                        let target = self.target()?;
+                        let (code, source, err) = target.capture(&["source".to_owned()])?;
+                        if code != EXIT_OK {
+                            return Err(CliError::Refused(super::one_line(&err)));
+                        }
+                        source
+                    }
+                };
+                let sandbox = std::env::temp_dir().join(format!(
+                    "vitra-sandbox-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos())
+                ));
+                let contract = sandbox.join("contract.js");
+                std::fs::create_dir_all(&sandbox).map_err(super::io_err(&sandbox))?;
+                std::fs::write(&contract, source).map_err(super::io_err(&contract))?;
+                let key = init(&sandbox, &contract, self.options.clone())?;
+                self.target = None;
+                let previous = (
+                    std::mem::replace(&mut self.dir, sandbox.clone()),
+                    self.key.replace(key.clone()),
+                );
+                self.sandbox = Some((sandbox, previous.0, previous.1));
+                self.target = Some(self.open()?);
+                self.out.line(format!(
+                    "sandbox database {key}: changes here are thrown away by .testend"
+                ));
+            }
+            ".testend" => {
+                if self.sandbox.is_none() {
+                    return Err(CliError::Refused("no sandbox is running".into()));
+                }
+                self.end_sandbox();
+                self.out.line("sandbox deleted");
+                self.try_open();
             }
             ".destroy" => {
                 let config = Config::read(&self.dir)?;
@@ -514,4 +604,42 @@ pub fn shell_words(line: &str) -> Result<Vec<String>> {
         words.push(current);
     }
     Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_honour_quotes() {
+        let words = shell_words(r#".call put --key "a b" --value '{"x": 1}'"#).expect("words");
+        assert_eq!(
+            words,
+            [".call", "put", "--key", "a b", "--value", r#"{"x": 1}"#]
+        );
+        assert!(shell_words(".get \"open").is_err());
+    }
+
+    #[test]
+    fn named_params_parse_json_else_strings() {
+        let words: Vec<String> = [
+            "--key",
+            "foo",
+            "--n",
+            "2",
+            "--obj",
+            r#"{"a":[1]}"#,
+            "--flag",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let params: Json =
+            serde_json::from_str(&named_params(&words).expect("params")).expect("json");
+        assert_eq!(
+            params,
+            serde_json::json!({"key": "foo", "n": 2, "obj": {"a": [1]}, "flag": true})
+        );
+        assert!(named_params(&["positional".to_string()]).is_err());
+    }
 }
