@@ -557,14 +557,21 @@ impl Replicator {
     }
 
     /// Adds `blocks` to a sparse core's wanted set (switching a head-only core to sparse).
-    pub fn want_blocks(&mut self, key: &[u8; 32], blocks: impl IntoIterator<Item = u64>) {
+    /// Requests go out at once to peers that have them.
+    pub fn want_blocks(
+        &mut self,
+        set: &dyn LogSet,
+        key: &[u8; 32],
+        blocks: impl IntoIterator<Item = u64>,
+    ) {
         if let Some(c) = self.cores.get_mut(key) {
             match &mut c.download {
-                Download::Sparse(set) => set.extend(blocks),
+                Download::Sparse(wanted) => wanted.extend(blocks),
                 Download::HeadOnly => c.download = Download::Sparse(blocks.into_iter().collect()),
                 Download::Full => {}
             }
         }
+        self.update(set, key);
     }
 
     /// Fork evidence gathered so far.
@@ -598,14 +605,13 @@ impl Replicator {
 
     /// Dials `addr` over TCP, runs the handshake as initiator and adds the connection.
     pub async fn connect(&mut self, addr: &str) -> Result<u64, ReplicateError> {
-        let tcp =
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|source| ReplicateError::Io {
-                    during: "connecting to",
-                    addr: addr.to_string(),
-                    source,
-                })?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|source| ReplicateError::Io {
+                during: "connecting to",
+                addr: addr.to_string(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
         let conn =
             Connection::connect(tcp, true, &self.key_pair, self.config.connection.clone()).await?;
@@ -615,21 +621,18 @@ impl Replicator {
     /// Listens on `addr` (e.g. `127.0.0.1:0`); every peer that connects is added (as
     /// responder). Returns the bound address.
     pub async fn listen(&mut self, addr: &str) -> Result<SocketAddr, ReplicateError> {
-        let listener =
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ReplicateError::Io {
-                    during: "listening on",
-                    addr: addr.to_string(),
-                    source,
-                })?;
-        let local = listener
-            .local_addr()
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
             .map_err(|source| ReplicateError::Io {
-                during: "reading the address of",
+                during: "listening on",
                 addr: addr.to_string(),
                 source,
             })?;
+        let local = listener.local_addr().map_err(|source| ReplicateError::Io {
+            during: "reading the address of",
+            addr: addr.to_string(),
+            source,
+        })?;
         let tx = self.tx.clone();
         let key_pair = self.key_pair.clone();
         let config = self.config.connection.clone();
@@ -737,7 +740,11 @@ impl Replicator {
                 batch.push(sync_message(fork, length, pc, ack));
                 pc.acked = Some(ack);
             }
-            if pc.announced.is_none_or(|(l, f)| f != fork || l < contiguous) && contiguous > 0 {
+            if pc
+                .announced
+                .is_none_or(|(l, f)| f != fork || l < contiguous)
+                && contiguous > 0
+            {
                 let start = match pc.announced {
                     Some((l, f)) if f == fork => l.min(contiguous),
                     _ => 0,
@@ -816,7 +823,11 @@ impl Replicator {
                     self.drop_channel(&key, peer);
                 }
             }
-            Event::Closed { peer, key, reason: _ } => {
+            Event::Closed {
+                peer,
+                key,
+                reason: _,
+            } => {
                 self.drop_channel(&key, peer);
                 if let Some(pc) = self.conns.get_mut(&peer) {
                     pc.opening.remove(&key);
@@ -1007,8 +1018,9 @@ impl Replicator {
             return Err(e.into());
         }
         let after = (log.len(), log.fork());
-        self.contiguous(set, &key);
-        if after != before {
+        let contiguous = self.contiguous(set, &key);
+        let completed = proof.block.is_some() && contiguous == after.0;
+        if after != before || completed {
             let added = set.updated(&key)?;
             for k in added {
                 if !self.cores.contains_key(&k) {
@@ -1240,7 +1252,9 @@ impl Replicator {
         let longer = self
             .channels
             .range((*key, 0)..=(*key, u64::MAX))
-            .any(|(_, pc)| !pc.refused && pc.remote_fork == log.fork() && pc.remote_length > log.len());
+            .any(|(_, pc)| {
+                !pc.refused && pc.remote_fork == log.fork() && pc.remote_length > log.len()
+            });
         if longer {
             return false;
         }

@@ -102,7 +102,9 @@ impl Js {
         loop {
             let line = tokio::time::timeout_at(deadline, self.lines.next_line())
                 .await
-                .unwrap_or_else(|_| panic!("JS side ({}) sent no {name} within {secs}s", self.script))
+                .unwrap_or_else(|_| {
+                    panic!("JS side ({}) sent no {name} within {secs}s", self.script)
+                })
                 .expect("read JS stdout");
             let ev = self.parse(line);
             if ev["event"] == name {
