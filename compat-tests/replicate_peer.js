@@ -8,7 +8,8 @@
 //   append            append the next block, prints {"event":"appended","length"}
 //   truncate N        truncate to N (a new fork), prints {"event":"truncated","length","fork"}
 //   wait N            once length >= N and blocks 0..N are local, prints
-//                     {"event":"have","length","fork","sha256"} (sha256 of blocks 0..N concatenated)
+//                     {"event":"have","length","fork","sha256","ms"} (sha256 of blocks 0..N
+//                     concatenated; ms from dialing until blocks 0..N were local)
 // Events: "ready", "connect", "error", "close", "have", "fatal", "timeout".
 const net = require('net')
 const os = require('os')
@@ -56,6 +57,7 @@ async function main () {
     await core.ready()
   }
   out({ event: 'ready', key: hex(core.key), length: core.length })
+  const connectStart = process.hrtime.bigint()
   const socket = net.connect(Number(port), '127.0.0.1')
   socket.setNoDelay(true)
   const s = new SecretStream(role === 'initiator', socket)
@@ -84,9 +86,11 @@ async function main () {
     } else if (cmd === 'wait') {
       const want = Number(n)
       while (core.length < want) await new Promise((resolve) => core.once('append', resolve))
+      await core.download({ start: 0, end: want }).done()
+      const ms = Number(process.hrtime.bigint() - connectStart) / 1e6
       const hash = crypto.createHash('sha256')
       for (let i = 0; i < want; i++) hash.update(await core.get(i))
-      out({ event: 'have', length: core.length, fork: core.fork, sha256: hash.digest('hex') })
+      out({ event: 'have', length: core.length, fork: core.fork, sha256: hash.digest('hex'), ms })
     }
   }
 }
