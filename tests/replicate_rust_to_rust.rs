@@ -231,3 +231,82 @@ fn rust_database_served_on_an_address_is_loaded_and_verifies() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     server.join().expect("server thread");
 }
+
+/// The writer's key signs two different trees at the same fork and length (a split log): a
+/// replica that verified one, meeting a peer serving the other, keeps its data, refuses the
+/// peer and holds both signed heads as a block-rewrite fraud proof.
+#[tokio::test]
+async fn split_log_yields_block_rewrite_evidence() {
+    let honest = writer(10);
+    let key = honest.public_key();
+    let mut split = Log::create_with_key_pair(
+        Storage::Memory(MemoryStorage::new()),
+        honest.key_pair().clone(),
+    )
+    .expect("split writer");
+    let other: Vec<Vec<u8>> = (0..10).map(|i| format!("other-{i}").into_bytes()).collect();
+    split.append_batch(&other).expect("append");
+
+    let mut sa = Logs::new();
+    sa.insert(honest);
+    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    a.add_core_with(key, Download::HeadOnly);
+    let addr_a = a.listen("127.0.0.1:0").await.expect("listen");
+    let mut sc = Logs::new();
+    sc.insert(split);
+    let mut c = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    c.add_core_with(key, Download::HeadOnly);
+    let addr_c = c.listen("127.0.0.1:0").await.expect("listen");
+
+    let mut sb = Logs::new();
+    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    b.add_core_with(key, Download::Full);
+    b.connect(&addr_a.to_string()).await.expect("connect a");
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
+        sb.get(&key)
+            .is_some_and(|l| l.len() == 10 && (0..10).all(|i| l.has(i)))
+    })
+    .await;
+    let ours = sb
+        .get(&key)
+        .expect("log")
+        .signed_heads()
+        .last()
+        .cloned()
+        .expect("head");
+
+    b.connect(&addr_c.to_string()).await.expect("connect c");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while b.evidence().is_empty() {
+        tokio::select! {
+            Some(ev) = a.next_event() => a.handle(&mut sa, ev),
+            Some(ev) = b.next_event() => b.handle(&mut sb, ev),
+            Some(ev) = c.next_event() => c.handle(&mut sc, ev),
+            _ = tokio::time::sleep_until(deadline) => panic!("no split evidence; notices {:?}", b.take_notices()),
+        }
+    }
+    let ev = b.evidence()[0].clone();
+    assert!(!ev.is_fork());
+    assert_eq!(ev.ours, ours);
+    assert_eq!((ev.theirs.fork, ev.theirs.length), (0, 10));
+    assert_ne!(ev.theirs.tree_hash, ours.tree_hash);
+    assert!(
+        ev.theirs.verify(&key) && ev.ours.verify(&key),
+        "both heads are signed by the key"
+    );
+    let split = ev
+        .to_split_proof()
+        .expect("a split is a block-rewrite proof");
+    assert_eq!(split.given_inclusion_proof.block_seq, 9);
+    assert_eq!(
+        split.violating_inclusion_proof.root_hash_at_block,
+        ev.theirs.tree_hash
+    );
+    let log = sb.get(&key).expect("log");
+    assert_eq!(
+        log_sha(log, 10),
+        expected_sha(10),
+        "the replica keeps the data it verified"
+    );
+}

@@ -27,7 +27,7 @@ use super::wire::{self, Message};
 use super::{Connection, ConnectionConfig, IncomingChannel, KeyPair, NetError};
 use crate::log::proof::{self as lproof, Proof, ProofRequest};
 use crate::log::{Log, LogError, SignedHead};
-use crate::proof::LogForkFraudProof;
+use crate::proof::{BlockInclusionProof, BlockRewriteFraudProof, LogForkFraudProof};
 
 /// Requests in flight to one peer for one core (JS allows a few hundred).
 pub const DEFAULT_MAX_INFLIGHT: usize = 256;
@@ -161,6 +161,32 @@ pub struct ForkEvidence {
 }
 
 impl ForkEvidence {
+    /// Whether the peer moved to another fork (else: the same fork split, two different
+    /// trees signed at the same length).
+    pub fn is_fork(&self) -> bool {
+        self.theirs.fork != self.ours.fork
+    }
+
+    /// A split log as a Vitra block-rewrite fraud proof: two inclusion proofs of the same
+    /// block under the same fork and length with different signed tree hashes (`None` for a
+    /// fork, see [`ForkEvidence::to_fraud_proof`]).
+    pub fn to_split_proof(&self) -> Option<BlockRewriteFraudProof> {
+        if self.is_fork() || self.ours.length != self.theirs.length || self.ours.length == 0 {
+            return None;
+        }
+        let inclusion = |h: &SignedHead| BlockInclusionProof {
+            log_pubkey: self.key,
+            block_seq: h.length - 1,
+            root_hash_at_block: h.tree_hash,
+            root_hash_signature: h.signature,
+        };
+        Some(BlockRewriteFraudProof {
+            description: "Checksums do not match".into(),
+            given_inclusion_proof: inclusion(&self.ours),
+            violating_inclusion_proof: inclusion(&self.theirs),
+        })
+    }
+
     /// The evidence as a Vitra log-fork fraud proof: the block and signed tree hash that the
     /// peer's fork contradicts.
     pub fn to_fraud_proof(&self) -> LogForkFraudProof {
@@ -186,8 +212,8 @@ pub enum Notice {
         /// What happened.
         error: String,
     },
-    /// New fork evidence (also kept in [`Replicator::evidence`]).
-    Fork(ForkEvidence),
+    /// New fork or split evidence (also kept in [`Replicator::evidence`]).
+    Fork(Box<ForkEvidence>),
 }
 
 /// Events from the network tasks to the engine.
@@ -266,6 +292,8 @@ struct PeerCore {
     /// Our (length, fork) last announced.
     announced: Option<(u64, u64)>,
     inflight: usize,
+    /// The (fork, length) at which we last compared the peer's signed head with ours.
+    checked: Option<(u64, u64)>,
     /// Following is refused (fork conflict).
     refused: bool,
     conflict_asked: bool,
@@ -788,6 +816,7 @@ impl Replicator {
                         acked: None,
                         announced: None,
                         inflight: 0,
+                        checked: None,
                         refused: false,
                         conflict_asked: false,
                     },
@@ -820,7 +849,12 @@ impl Replicator {
                         key: Some(key),
                         error: e.to_string(),
                     });
-                    self.drop_channel(&key, peer);
+                    // A refused peer keeps its channel while we wait for its evidence; nothing
+                    // more is requested from it.
+                    let refused = self.channels.get(&(key, peer)).is_some_and(|pc| pc.refused);
+                    if !refused {
+                        self.drop_channel(&key, peer);
+                    }
                 }
             }
             Event::Closed {
@@ -1003,7 +1037,7 @@ impl Replicator {
         }
         let proof = proof_from_data(&d);
         if req.kind == ReqKind::Conflict {
-            return self.on_conflict(set, key, &proof);
+            return self.on_conflict(set, peer, key, &proof);
         }
         let Some(log) = set.log_mut(&key) else {
             return Ok(());
@@ -1015,6 +1049,7 @@ impl Replicator {
                     core.retry.insert(i);
                 }
             }
+            self.ask_for_split_evidence(key, peer, log.fork(), log.len());
             return Err(e.into());
         }
         let after = (log.len(), log.fork());
@@ -1036,6 +1071,7 @@ impl Replicator {
     fn on_conflict(
         &mut self,
         set: &mut dyn LogSet,
+        peer: u64,
         key: [u8; 32],
         proof: &Proof,
     ) -> Result<(), ReplicateError> {
@@ -1043,17 +1079,66 @@ impl Replicator {
         let (Some(theirs), Some(log)) = (verified.head, set.log(&key)) else {
             return Ok(());
         };
-        let Some(ours) = log.signed_heads().last().cloned() else {
+        let ours = if theirs.fork == log.fork() {
+            // Same fork: compare with the head we verified at their length, if any.
+            log.signed_heads()
+                .iter()
+                .rev()
+                .find(|h| h.length == theirs.length && h.fork == theirs.fork)
+                .cloned()
+        } else {
+            log.signed_heads().last().cloned()
+        };
+        let Some(ours) = ours else {
             return Ok(());
         };
         let conflicts = theirs.fork != ours.fork
             || (theirs.length == ours.length && theirs.tree_hash != ours.tree_hash);
+        if conflicts {
+            if let Some(pc) = self.channels.get_mut(&(key, peer)) {
+                pc.refused = true;
+            }
+        }
         if conflicts && !self.evidence.iter().any(|e| e.theirs == theirs) {
             let ev = ForkEvidence { key, ours, theirs };
             self.evidence.push(ev.clone());
-            self.notices.push(Notice::Fork(ev));
+            self.notices.push(Notice::Fork(Box::new(ev)));
         }
         Ok(())
+    }
+
+    /// A peer on our fork sent a proof that does not fit what we verified: ask it for its
+    /// signed head at our length (a proof from 0), so a split (two trees signed at one length)
+    /// becomes evidence. The peer is refused from then on: nothing more is requested from it.
+    fn ask_for_split_evidence(&mut self, key: [u8; 32], peer: u64, fork: u64, length: u64) {
+        let Some(pc) = self.channels.get_mut(&(key, peer)) else {
+            return;
+        };
+        if pc.conflict_asked || pc.remote_fork != fork || length == 0 || pc.remote_length < length {
+            return;
+        }
+        pc.conflict_asked = true;
+        pc.refused = true;
+        pc.inflight += 1;
+        let id = self.next_id();
+        self.inflight.insert(
+            id,
+            Inflight {
+                peer,
+                key,
+                kind: ReqKind::Conflict,
+            },
+        );
+        self.send(
+            &key,
+            peer,
+            vec![Message::Request(wire::Request {
+                id,
+                fork,
+                upgrade: Some(wire::RequestUpgrade { start: 0, length }),
+                ..Default::default()
+            })],
+        );
     }
 
     fn next_id(&mut self) -> u64 {
@@ -1088,6 +1173,13 @@ impl Replicator {
             if !synced {
                 continue;
             }
+            if self
+                .channels
+                .get(&(*key, peer))
+                .is_some_and(|pc| pc.refused)
+            {
+                continue;
+            }
             if remote_fork != fork && length > 0 {
                 if remote_fork > fork && !conflict_asked && remote_length > 0 {
                     let id = self.next_id();
@@ -1116,6 +1208,33 @@ impl Replicator {
                     self.send(key, peer, batch);
                 }
                 continue;
+            }
+            // Same fork and length: compare the peer's signed head with ours once (a split log
+            // signs two trees at one length).
+            let unchecked = self
+                .channels
+                .get(&(*key, peer))
+                .is_some_and(|pc| pc.checked != Some((fork, length)));
+            if remote_length == length && length > 0 && unchecked {
+                let id = self.next_id();
+                self.inflight.insert(
+                    id,
+                    Inflight {
+                        peer,
+                        key: *key,
+                        kind: ReqKind::Conflict,
+                    },
+                );
+                if let Some(pc) = self.channels.get_mut(&(*key, peer)) {
+                    pc.checked = Some((fork, length));
+                    pc.inflight += 1;
+                }
+                batch.push(Message::Request(wire::Request {
+                    id,
+                    fork,
+                    upgrade: Some(wire::RequestUpgrade { start: 0, length }),
+                    ..Default::default()
+                }));
             }
             // Upgrade.
             let upgrade_busy = self.cores.get(key).is_none_or(|c| c.upgrade_inflight);
