@@ -136,7 +136,8 @@ impl Database {
     }
 
     /// Processes replication events for `duration` (forever with `None`), announcing appends
-    /// this instance made meanwhile (its executor or calls) to every peer. A server runs this
+    /// this instance made meanwhile (its executor or calls) to every peer, and registering
+    /// oplogs created or found since (see [`Database::add_to_replicator`]). A server runs this
     /// after [`Replicator::listen`].
     pub async fn run_replication(
         &mut self,
@@ -150,6 +151,10 @@ impl Database {
                 .into_iter()
                 .filter_map(|k| LogSet::log(self, &k).map(|l| (k, l.len(), l.fork())))
                 .collect();
+            if now.len() != lengths.len() {
+                // Oplogs created or found since: serve / follow them too.
+                self.add_to_replicator(rep, Download::Full);
+            }
             for (k, len, fork) in &now {
                 if !lengths
                     .iter()
