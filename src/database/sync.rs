@@ -6,7 +6,7 @@
 //!
 //! What it must never do: store a block a peer sent without verifying it (the replicator
 //! verifies every proof against the log's key), or follow a peer whose log forked (the fork is
-//! kept as evidence, see [`fork_fraud_proofs`]).
+//! kept as evidence, see [`replication_fraud_proofs`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::{Database, DatabaseError, Options};
 use crate::log::{Log, LogStore};
 use crate::net::replicate::{Download, LogSet, ReplicateError, Replicator};
-use crate::proof::LogForkFraudProof;
+use crate::proof::{FraudProof, LogForkFraudProof};
 
 fn set_error(key: &[u8; 32], e: DatabaseError) -> ReplicateError {
     ReplicateError::LogSet {
@@ -68,9 +68,30 @@ impl LogSet for Database {
     }
 }
 
-/// Fork evidence the replicator gathered, as Vitra log-fork fraud proofs.
+/// Fork evidence the replicator gathered (peers that moved to a higher fork), as Vitra
+/// log-fork fraud proofs.
 pub fn fork_fraud_proofs(rep: &Replicator) -> Vec<LogForkFraudProof> {
-    rep.evidence().iter().map(|e| e.to_fraud_proof()).collect()
+    rep.evidence()
+        .iter()
+        .filter(|e| e.is_fork())
+        .map(|e| e.to_fraud_proof())
+        .collect()
+}
+
+/// Every piece of evidence the replicator gathered as a Vitra fraud proof: a fork as
+/// [`FraudProof::LogFork`], a split (two trees signed at one length) as
+/// [`FraudProof::BlockRewrite`].
+pub fn replication_fraud_proofs(rep: &Replicator) -> Vec<FraudProof> {
+    rep.evidence()
+        .iter()
+        .filter_map(|e| {
+            if e.is_fork() {
+                Some(FraudProof::LogFork(e.to_fraud_proof()))
+            } else {
+                e.to_split_proof().map(FraudProof::BlockRewrite)
+            }
+        })
+        .collect()
 }
 
 impl Database {
