@@ -2,8 +2,8 @@
 //! 100 bytes, Rust → JS, JS → Rust and Rust → Rust, beside JS → JS (`compat-tests/
 //! replicate_bench.js`) in the same run, for JS Hypercore 11 (compat) and 10.38. Times run from
 //! dialing to the last block stored (JS readers use their default parallel `download()`).
-//! Rust logs are in memory (the log engine syncs each replicated block to disk; see the
-//! report). Run: `cargo bench --bench replicate`.
+//! Rust logs are in memory, plus one Rust -> Rust row with the replica on disk (the log engine
+//! syncs every verified block to disk before recording it). Run: `cargo bench --bench replicate`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -39,7 +39,7 @@ fn writer() -> Log {
 fn report(what: &str, d: Duration) {
     let s = d.as_secs_f64();
     println!(
-        "{what:<28} {BLOCKS} blocks x {SIZE} B in {:>8.1} ms: {:>9.0} blocks/s {:>6.2} MB/s",
+        "{what:<32} {BLOCKS} blocks x {SIZE} B in {:>8.1} ms: {:>9.0} blocks/s {:>6.2} MB/s",
         s * 1e3,
         BLOCKS as f64 / s,
         (BLOCKS as f64 * SIZE as f64) / s / 1e6
@@ -162,6 +162,14 @@ async fn js_to_rust(version: &str) -> Duration {
 }
 
 async fn rust_to_rust() -> Duration {
+    rust_to_rust_into(Storage::Memory(MemoryStorage::new())).await
+}
+
+async fn rust_to_rust_into(replica: Storage) -> Duration {
+    rust_to_rust_with(replica, vitra::log::Durability::Synced).await
+}
+
+async fn rust_to_rust_with(replica: Storage, durability: vitra::log::Durability) -> Duration {
     let log = writer();
     let key = log.public_key();
     let mut sa = Logs::new();
@@ -170,7 +178,9 @@ async fn rust_to_rust() -> Duration {
     a.add_core_with(key, Download::HeadOnly);
     let addr = a.listen("127.0.0.1:0").await.expect("listen");
     let mut sb = Logs::new();
-    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut replica = Log::create_replica(replica, key).expect("replica");
+    replica.set_durability(durability);
+    sb.insert(replica);
     let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
     b.add_core_with(key, Download::Full);
     let start = Instant::now();
@@ -204,5 +214,18 @@ fn main() {
             report(&format!("JS {version} -> Rust"), js_to_rust(version).await);
         }
         report("Rust -> Rust", rust_to_rust().await);
+        let dir = tempfile::tempdir().expect("tempdir");
+        report(
+            "Rust -> Rust (replica on disk)",
+            rust_to_rust_into(Storage::Disk(dir.path().join("replica"))).await,
+        );
+        report(
+            "Rust -> Rust (disk, Buffered)",
+            rust_to_rust_with(
+                Storage::Disk(dir.path().join("buffered")),
+                vitra::log::Durability::Buffered,
+            )
+            .await,
+        );
     });
 }
