@@ -151,3 +151,95 @@ fn honest_clone(log: &Log) -> Log {
     copy.append_batch(&blocks).expect("append");
     copy
 }
+
+/// Extreme values in every message a peer can send (offsets near `u64::MAX`, an oversized
+/// bitfield, impossible requests) are answered or ignored, never a panic: the engine still
+/// answers the same peer afterwards.
+#[tokio::test]
+async fn extreme_messages_are_answered_or_ignored() {
+    use vitra::net::wire::{Bitfield, Range, Request, RequestBlock, RequestUpgrade, Want};
+    let log = writer(4);
+    let key = log.public_key();
+    let mut set = Logs::new();
+    set.insert(log);
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    rep.add_core_with(key, Download::HeadOnly);
+    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    let engine = tokio::spawn(async move {
+        let _ = rep
+            .run_until(&mut set, Duration::from_secs(10), |_, _| false)
+            .await;
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let conn = Connection::connect(
+        tcp,
+        true,
+        &KeyPair::generate().expect("keys"),
+        ConnectionConfig::default(),
+    )
+    .await
+    .expect("handshake");
+    let mut ch = conn.open_core(&key).await.expect("open");
+    let near = u64::MAX - 3;
+    ch.send_batch(&[
+        Message::Want(Want {
+            start: near,
+            length: u64::MAX,
+            any: false,
+        }),
+        Message::Bitfield(Bitfield {
+            start: near,
+            bitfield: vec![u32::MAX; 100_000],
+        }),
+        Message::Range(Range {
+            drop: false,
+            start: near,
+            length: u64::MAX,
+        }),
+        Message::Range(Range {
+            drop: true,
+            start: 0,
+            length: u64::MAX,
+        }),
+        Message::Request(Request {
+            id: 1,
+            fork: 0,
+            block: Some(RequestBlock {
+                index: u64::MAX,
+                nodes: u64::MAX,
+            }),
+            upgrade: Some(RequestUpgrade {
+                start: near,
+                length: u64::MAX,
+            }),
+            ..Request::default()
+        }),
+        Message::Request(Request {
+            id: 2,
+            fork: 0,
+            block: Some(RequestBlock { index: 3, nodes: 0 }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 4,
+            }),
+            ..Request::default()
+        }),
+    ])
+    .expect("send");
+    let (mut nodata, mut data, mut bitfield) = (false, false, false);
+    while !(nodata && data && bitfield) {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ch.recv())
+            .await
+            .expect("the engine stopped answering")
+            .expect("channel");
+        match msg {
+            Message::NoData(n) => nodata |= n.request == 1,
+            Message::Data(d) => {
+                data |= d.request == 2 && d.block.as_ref().is_some_and(|b| b.value == block(3));
+            }
+            Message::Bitfield(b) => bitfield |= b.bitfield.iter().all(|w| *w == 0),
+            _ => {}
+        }
+    }
+    engine.abort();
+}

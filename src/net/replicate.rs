@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_INFLIGHT: usize = 256;
 /// Blocks per `want` segment (as JS).
 const SEGMENT: u64 = 32768;
 
+/// Most single blocks remembered per peer outside its contiguous range (a peer cannot make us
+/// grow without bound).
+const MAX_REMOTE_BITS: usize = 1 << 20;
+
 /// Everything that can go wrong in replication.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
@@ -666,7 +670,13 @@ impl Replicator {
         let config = self.config.connection.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let Ok((tcp, _)) = accepted else {
+                    // e.g. out of file descriptors: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let _ = tcp.set_nodelay(true);
@@ -683,9 +693,6 @@ impl Replicator {
                     };
                     let _ = tx.send(ev);
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(local)
@@ -944,7 +951,9 @@ impl Replicator {
                         }
                     } else if r.start <= pc.remote_contiguous {
                         pc.remote_contiguous = pc.remote_contiguous.max(end);
-                    } else if r.length <= 4 * SEGMENT {
+                    } else if r.length <= 4 * SEGMENT
+                        && pc.remote_bits.len() + r.length as usize <= MAX_REMOTE_BITS
+                    {
                         pc.remote_bits.extend(r.start..end);
                     }
                 }
@@ -952,10 +961,14 @@ impl Replicator {
             }
             Message::Bitfield(b) => {
                 if let Some(pc) = self.channels.get_mut(&(key, peer)) {
-                    for (w, word) in b.bitfield.iter().enumerate() {
+                    // At most one segment per message, and a bounded set per peer.
+                    for (w, word) in b.bitfield.iter().take((SEGMENT / 32) as usize).enumerate() {
                         for bit in 0..32u64 {
-                            if word & (1 << bit) != 0 {
-                                pc.remote_bits.insert(b.start + 32 * w as u64 + bit);
+                            if word & (1 << bit) == 0 || pc.remote_bits.len() >= MAX_REMOTE_BITS {
+                                continue;
+                            }
+                            if let Some(i) = b.start.checked_add(32 * w as u64 + bit) {
+                                pc.remote_bits.insert(i);
                             }
                         }
                     }
@@ -969,7 +982,10 @@ impl Replicator {
                     let mut words = vec![0u32; len.div_ceil(32) as usize];
                     for (wi, word) in words.iter_mut().enumerate() {
                         for bit in 0..32u64 {
-                            if log.has(start + 32 * wi as u64 + bit) {
+                            let has = start
+                                .checked_add(32 * wi as u64 + bit)
+                                .is_some_and(|i| i < log.len() && log.has(i));
+                            if has {
                                 *word |= 1 << bit;
                             }
                         }
