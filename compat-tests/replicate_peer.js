@@ -1,6 +1,8 @@
 // A JS Hypercore (11.39.5 compat core, or 10.38.2) replicating one core with a Rust peer over
 // TCP + @hyperswarm/secret-stream, for tests/replicate_*.rs and benches/replicate.rs.
-// usage: node replicate_peer.js <11|10-38> <writer|reader> <initiator|responder> <port> <count|key>
+// usage: node replicate_peer.js <11|10-38> <writer|reader> <initiator|responder|listen> <port> <count|key>
+//   initiator/responder: dial 127.0.0.1:<port> with that secret-stream role; listen: accept one
+//   peer on 127.0.0.1:<port> (0 = any; the "ready" event carries "port").
 //   writer: creates a core with <count> blocks (block i = replicate_block(i), 100 bytes),
 //           prints {"event":"ready","key":...} and replicates.
 //   reader: opens a replica of <key>, runs core.download() (JS default, parallel), replicates.
@@ -56,16 +58,29 @@ async function main () {
     core = open(Buffer.from(arg, 'hex'))
     await core.ready()
   }
-  out({ event: 'ready', key: hex(core.key), length: core.length })
-  const connectStart = process.hrtime.bigint()
-  const socket = net.connect(Number(port), '127.0.0.1')
-  socket.setNoDelay(true)
-  const s = new SecretStream(role === 'initiator', socket)
-  core.replicate(s)
+  let connectStart = process.hrtime.bigint()
+  const attach = (socket, isInitiator) => {
+    socket.setNoDelay(true)
+    const s = new SecretStream(isInitiator, socket)
+    core.replicate(s)
+    s.on('connect', () => out({ event: 'connect' }))
+    s.on('error', (err) => out({ event: 'error', message: err.message }))
+    s.on('close', () => out({ event: 'close' }))
+  }
+  if (role === 'listen') {
+    // We listen on 127.0.0.1:<port> (0 = any free port) and the Rust side dials us.
+    const server = net.createServer((socket) => {
+      connectStart = process.hrtime.bigint()
+      attach(socket, false)
+    })
+    await new Promise((resolve) => server.listen(Number(port), '127.0.0.1', resolve))
+    out({ event: 'ready', key: hex(core.key), length: core.length, port: server.address().port })
+  } else {
+    out({ event: 'ready', key: hex(core.key), length: core.length })
+    connectStart = process.hrtime.bigint()
+    attach(net.connect(Number(port), '127.0.0.1'), role === 'initiator')
+  }
   if (mode === 'reader') core.download()
-  s.on('connect', () => out({ event: 'connect' }))
-  s.on('error', (err) => out({ event: 'error', message: err.message }))
-  s.on('close', () => out({ event: 'close' }))
 
   let chain = Promise.resolve()
   const rl = readline.createInterface({ input: process.stdin })

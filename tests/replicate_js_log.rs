@@ -133,3 +133,28 @@ async fn js_hypercore_11_log_read_by_rust() {
 async fn js_hypercore_10_38_log_read_by_rust() {
     js_writer_rust_reader("10-38").await;
 }
+
+/// We dial a listening JS Hypercore 11 writer (we are the secret-stream initiator) and read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_dials_a_listening_js_hypercore_11_writer() {
+    let mut js = Js::spawn(
+        "replicate_peer.js",
+        &["11", "writer", "listen", "0", "1000"],
+    );
+    let ready = js.wait_for("ready", 60).await;
+    let key = key_of(&ready);
+    let port = ready["port"].as_u64().expect("port");
+    let mut set = Logs::new();
+    set.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    rep.add_core_with(key, Download::Full);
+    rep.connect(&format!("127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side could not dial the JS listener: {e}"));
+    rep.sync(&mut set, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("Rust reader did not sync from the JS listener: {e}"));
+    let log = set.get(&key).expect("log");
+    assert_eq!(log.len(), 1000);
+    assert_eq!(log_sha(log, 1000), expected_sha(1000));
+}
