@@ -18,10 +18,12 @@
 mod host;
 mod index_log;
 mod replay;
+mod sync;
 mod transaction;
 
 pub(crate) use host::{normalize_path, parse_key, path_name, DbHost};
 pub use index_log::IndexLog;
+pub use sync::{fork_fraud_proofs, replication_fraud_proofs};
 pub use transaction::{OpResult, Operation, Transaction};
 
 use crate::bee::{path_to_key, Bee, BeeError, HistoryKind, HistoryOptions};

@@ -9,6 +9,8 @@
 //! - [`protomux`]: npm `protomux` 3.12 framing (open / reject / close / batch / messages).
 //! - [`wire`]: the `hypercore/alpha` messages of JS Hypercore 10.38 / 11 (`lib/messages.js`)
 //!   and the capability of `lib/caps.js`.
+//! - [`replicate`]: the replication engine ([`replicate::Replicator`]): proofs requested,
+//!   verified and served over core channels.
 //! - [`connection`]: [`Connection`], one multiplexed peer connection where each core gets
 //!   one [`Channel`] carrying typed [`wire::Message`]s.
 //!
@@ -39,6 +41,7 @@ pub mod compact;
 pub mod connection;
 pub mod noise;
 pub mod protomux;
+pub mod replicate;
 pub mod secretstream;
 pub mod stream;
 pub mod wire;

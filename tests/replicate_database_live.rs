@@ -1,0 +1,112 @@
+//! Live database replication: a replica loaded from a served database keeps following it; when
+//! the contract adds a participant oplog on the server, the replica finds it in the index,
+//! replicates it, reads the new value and still verifies.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use vitra::codec::{Object, Value};
+use vitra::database::{Database, Location, Options, Verdict};
+use vitra::log::Log;
+use vitra::net::replicate::{Download, Replicator, ReplicatorConfig};
+
+const KV: &str = include_str!("../examples/contracts/kv.js");
+
+fn params(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(pairs.iter().cloned().collect::<Object>())
+}
+
+#[test]
+fn replica_follows_a_participant_added_later() {
+    let (ready_tx, ready_rx) = mpsc::channel::<(String, [u8; 32])>();
+    let (go_tx, go_rx) = mpsc::channel::<&'static str>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut db = Database::create(Location::Dir(dir.path().into()), KV, Options::default())
+                .expect("create");
+            db.call("claim", &params(&[])).expect("claim");
+            db.call("put", &params(&[("key", "a".into()), ("value", 1.into())]))
+                .expect("put");
+            db.execute_pending().expect("execute");
+            let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+            db.add_to_replicator(&mut rep, Download::Full);
+            let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+            ready_tx.send((addr.to_string(), db.key())).expect("send");
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                db.run_replication(&mut rep, Some(Duration::from_millis(50)))
+                    .await
+                    .expect("serve");
+                match go_rx.try_recv() {
+                    Ok("add") => {
+                        let second = db.create_oplog().expect("oplog");
+                        db.call("invite", &params(&[("pubkey", hex::encode(second).into())]))
+                            .expect("invite");
+                        db.execute_pending().expect("execute");
+                        db.set_local_oplog(&second).expect("switch");
+                        db.call("put", &params(&[("key", "b".into()), ("value", 2.into())]))
+                            .expect("put");
+                        db.execute_pending().expect("execute");
+                    }
+                    Ok(_) | Err(mpsc::TryRecvError::Disconnected) => return,
+                    Err(mpsc::TryRecvError::Empty) => {}
+                }
+            }
+        });
+    });
+    let (addr, key) = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server ready");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+        let mut db = Database::load_from_peer(
+            dir.path(),
+            &key,
+            &addr,
+            Options::default(),
+            &mut rep,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("load from {addr}: {e}"));
+        assert_eq!(db.participants().len(), 1);
+        assert_eq!(
+            db.get("/values/a").expect("get").map(|e| e.value),
+            Some(Value::from(1))
+        );
+
+        go_tx.send("add").expect("signal server");
+        rep.run_until(&mut db, Duration::from_secs(30), |db, _| {
+            db.participants().len() == 2
+                && db.participants().iter().all(|k| {
+                    db.oplog(k)
+                        .is_some_and(|l| !l.is_empty() && (0..l.len()).all(|i| l.has(i)))
+                })
+                && db.get("/values/b").ok().flatten().is_some()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the replica did not follow the new participant: {e}"));
+        assert_eq!(
+            db.get("/values/b").expect("get").map(|e| e.value),
+            Some(Value::from(2))
+        );
+        let second = db.participants()[1];
+        assert_eq!(db.oplog(&second).map(Log::len), Some(1));
+        match db.verify().expect("verify runs") {
+            Verdict::Verified { .. } => {}
+            other => panic!("the live replica did not verify: {other:?}"),
+        }
+        go_tx.send("stop").expect("stop");
+    });
+    server.join().expect("server");
+}

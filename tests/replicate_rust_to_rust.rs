@@ -1,0 +1,312 @@
+//! Rust ↔ Rust replication over loopback TCP: a log with live appends (full and sparse
+//! download), a proof with a forged signature that is refused before anything is stored, and a
+//! whole database (index + participant oplogs found through the index) served by a listener
+//! and loaded from its address into a directory, where it verifies.
+
+mod replicate_support;
+
+use std::time::Duration;
+
+use replicate_support::{block, expected_sha, log_sha};
+use vitra::codec::{Object, Value};
+use vitra::database::{Database, Location, Options, Verdict};
+use vitra::log::{Log, MemoryStorage, Storage};
+use vitra::net::replicate::{Download, LogSet, Logs, Replicator, ReplicatorConfig};
+
+const COUNTER: &str = include_str!("../examples/contracts/counter.js");
+
+/// Runs two replicators in this task until `done` holds (bounded).
+async fn drive_pair(
+    a: &mut Replicator,
+    sa: &mut Logs,
+    b: &mut Replicator,
+    sb: &mut Logs,
+    secs: u64,
+    mut done: impl FnMut(&Logs, &Logs) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(sa, sb) {
+        tokio::select! {
+            Some(ev) = a.next_event() => a.handle(sa, ev),
+            Some(ev) = b.next_event() => b.handle(sb, ev),
+            _ = tokio::time::sleep_until(deadline) => panic!(
+                "replication did not finish in {secs}s; notices: {:?} / {:?}",
+                a.take_notices(), b.take_notices()
+            ),
+        }
+    }
+}
+
+fn writer(n: u64) -> Log {
+    let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("create");
+    let blocks: Vec<Vec<u8>> = (0..n).map(block).collect();
+    for chunk in blocks.chunks(1000) {
+        log.append_batch(chunk).expect("append");
+    }
+    log
+}
+
+#[tokio::test]
+async fn rust_log_replicates_to_rust_with_live_appends() {
+    let log = writer(3000);
+    let key = log.public_key();
+    let mut sa = Logs::new();
+    sa.insert(log);
+    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    a.add_core_with(key, Download::HeadOnly);
+    let addr = a.listen("127.0.0.1:0").await.expect("listen");
+
+    let mut sb = Logs::new();
+    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    b.add_core_with(key, Download::Full);
+    b.connect(&addr.to_string()).await.expect("connect");
+
+    let full = |n: u64| {
+        move |_: &Logs, sb: &Logs| {
+            sb.get(&key)
+                .is_some_and(|l| l.len() == n && (0..n).all(|i| l.has(i)))
+        }
+    };
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 60, full(3000)).await;
+    assert_eq!(
+        log_sha(sb.get(&key).expect("log"), 3000),
+        expected_sha(3000)
+    );
+
+    // Live appends on the writer, one at a time and as a batch.
+    sa.get_mut(&key)
+        .expect("log")
+        .append(&block(3000))
+        .expect("append");
+    a.local_changed(&sa, &key);
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, full(3001)).await;
+    sa.get_mut(&key)
+        .expect("log")
+        .append_batch(&[block(3001), block(3002)])
+        .expect("append");
+    a.local_changed(&sa, &key);
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, full(3003)).await;
+    let replica = sb.get(&key).expect("log");
+    assert_eq!(log_sha(replica, 3003), expected_sha(3003));
+    assert_eq!(replica.signed_heads().last().map(|h| h.length), Some(3003));
+    assert!(!replica.writable());
+    assert!(b.take_notices().is_empty());
+}
+
+#[tokio::test]
+async fn sparse_replica_downloads_only_wanted_blocks() {
+    let log = writer(500);
+    let key = log.public_key();
+    let mut sa = Logs::new();
+    sa.insert(log);
+    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    a.add_core_with(key, Download::HeadOnly);
+    let addr = a.listen("127.0.0.1:0").await.expect("listen");
+
+    let mut sb = Logs::new();
+    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    b.add_core_with(
+        key,
+        Download::Sparse([7u64, 250, 499].into_iter().collect()),
+    );
+    b.connect(&addr.to_string()).await.expect("connect");
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
+        sb.get(&key)
+            .is_some_and(|l| l.len() == 500 && [7, 250, 499].iter().all(|&i| l.has(i)))
+    })
+    .await;
+    let replica = sb.get(&key).expect("log");
+    for i in [7u64, 250, 499] {
+        assert_eq!(replica.get(i).expect("read"), Some(block(i)));
+    }
+    let stored = (0..500).filter(|&i| replica.has(i)).count();
+    assert_eq!(
+        stored, 3,
+        "a sparse replica stores only the blocks it asked for"
+    );
+    b.want_blocks(&sb, &key, [100]);
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
+        sb.get(&key).is_some_and(|l| l.has(100))
+    })
+    .await;
+    assert_eq!(
+        sb.get(&key).expect("log").get(100).expect("read"),
+        Some(block(100))
+    );
+}
+
+fn params(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(pairs.iter().cloned().collect::<Object>())
+}
+
+#[test]
+fn rust_database_served_on_an_address_is_loaded_and_verifies() {
+    let (tx, rx) = std::sync::mpsc::channel::<(String, [u8; 32], Value)>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_server = stop.clone();
+    let server_dir = tempfile::tempdir().expect("tempdir");
+    let server_path = server_dir.path().to_path_buf();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut db = Database::create(Location::Dir(server_path), COUNTER, Options::default())
+                .expect("create database");
+            for by in [1, 2, 39] {
+                db.call("increment", &params(&[("by", by.into())]))
+                    .expect("call");
+            }
+            db.execute_pending().expect("execute");
+            let counter = db.get("/counter").expect("get").expect("counter").value;
+            let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+            db.add_to_replicator(&mut rep, Download::Full);
+            let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+            tx.send((addr.to_string(), db.key(), counter))
+                .expect("send");
+            let started = std::time::Instant::now();
+            while !stop_server.load(std::sync::atomic::Ordering::Acquire)
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                db.run_replication(&mut rep, Some(Duration::from_millis(100)))
+                    .await
+                    .expect("serve");
+            }
+        });
+    });
+    let (addr, key, counter) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server ready");
+    assert_eq!(counter, Value::from(42));
+
+    let client_dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut db = rt.block_on(async {
+        let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+        Database::load_from_peer(
+            client_dir.path(),
+            &key,
+            &addr,
+            Options::default(),
+            &mut rep,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("Rust client could not load the database from {addr}: {e}"))
+    });
+    assert_eq!(
+        db.participants().len(),
+        1,
+        "the participant oplog was found through the index"
+    );
+    let oplog = db.participants()[0];
+    assert_eq!(
+        db.oplog(&oplog).map(Log::len),
+        Some(3),
+        "three operations replicated"
+    );
+    assert!(!db.is_executor());
+    assert_eq!(
+        db.get("/counter").expect("get").map(|e| e.value),
+        Some(Value::from(42))
+    );
+    match db.verify().expect("verify runs") {
+        Verdict::Verified { .. } => {}
+        other => panic!("the replica did not verify: {other:?}"),
+    }
+    drop(db);
+    // It reopens from its directory without the network.
+    let mut again = Database::load(client_dir.path(), &key, Options::default()).expect("reload");
+    assert!(matches!(
+        again.verify().expect("verify"),
+        Verdict::Verified { .. }
+    ));
+    assert_eq!(LogSet::keys(&again).len(), 2);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    server.join().expect("server thread");
+}
+
+/// The writer's key signs two different trees at the same fork and length (a split log): a
+/// replica that verified one, meeting a peer serving the other, keeps its data, refuses the
+/// peer and holds both signed heads as a block-rewrite fraud proof.
+#[tokio::test]
+async fn split_log_yields_block_rewrite_evidence() {
+    let honest = writer(10);
+    let key = honest.public_key();
+    let mut split = Log::create_with_key_pair(
+        Storage::Memory(MemoryStorage::new()),
+        honest.key_pair().clone(),
+    )
+    .expect("split writer");
+    let other: Vec<Vec<u8>> = (0..10).map(|i| format!("other-{i}").into_bytes()).collect();
+    split.append_batch(&other).expect("append");
+
+    let mut sa = Logs::new();
+    sa.insert(honest);
+    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    a.add_core_with(key, Download::HeadOnly);
+    let addr_a = a.listen("127.0.0.1:0").await.expect("listen");
+    let mut sc = Logs::new();
+    sc.insert(split);
+    let mut c = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    c.add_core_with(key, Download::HeadOnly);
+    let addr_c = c.listen("127.0.0.1:0").await.expect("listen");
+
+    let mut sb = Logs::new();
+    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    b.add_core_with(key, Download::Full);
+    b.connect(&addr_a.to_string()).await.expect("connect a");
+    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
+        sb.get(&key)
+            .is_some_and(|l| l.len() == 10 && (0..10).all(|i| l.has(i)))
+    })
+    .await;
+    let ours = sb
+        .get(&key)
+        .expect("log")
+        .signed_heads()
+        .last()
+        .cloned()
+        .expect("head");
+
+    b.connect(&addr_c.to_string()).await.expect("connect c");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while b.evidence().is_empty() {
+        tokio::select! {
+            Some(ev) = a.next_event() => a.handle(&mut sa, ev),
+            Some(ev) = b.next_event() => b.handle(&mut sb, ev),
+            Some(ev) = c.next_event() => c.handle(&mut sc, ev),
+            _ = tokio::time::sleep_until(deadline) => panic!("no split evidence; notices {:?}", b.take_notices()),
+        }
+    }
+    let ev = b.evidence()[0].clone();
+    assert!(!ev.is_fork());
+    assert_eq!(ev.ours, ours);
+    assert_eq!((ev.theirs.fork, ev.theirs.length), (0, 10));
+    assert_ne!(ev.theirs.tree_hash, ours.tree_hash);
+    assert!(
+        ev.theirs.verify(&key) && ev.ours.verify(&key),
+        "both heads are signed by the key"
+    );
+    let split = ev
+        .to_split_proof()
+        .expect("a split is a block-rewrite proof");
+    assert_eq!(split.given_inclusion_proof.block_seq, 9);
+    assert_eq!(
+        split.violating_inclusion_proof.root_hash_at_block,
+        ev.theirs.tree_hash
+    );
+    let log = sb.get(&key).expect("log");
+    assert_eq!(
+        log_sha(log, 10),
+        expected_sha(10),
+        "the replica keeps the data it verified"
+    );
+}
