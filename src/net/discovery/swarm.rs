@@ -51,6 +51,9 @@ pub struct SwarmConfig {
     pub max_peers: usize,
     /// Messages buffered per connection before we stop reading from it.
     pub buffer: usize,
+    /// [`Swarm::bind`] waits at most this long for its first walk of the DHT (see
+    /// `seed_nodes`).
+    pub bootstrap_timeout: Duration,
 }
 
 impl SwarmConfig {
@@ -63,6 +66,7 @@ impl SwarmConfig {
             keep_alive: Duration::from_secs(5),
             max_peers: 64,
             buffer: 256,
+            bootstrap_timeout: Duration::from_secs(15),
         }
     }
 
@@ -142,6 +146,16 @@ impl SwarmStream {
         hash.try_into().ok()
     }
 
+    /// Our static public key on this connection, as the peer sees it. For connections we
+    /// accepted it is [`Swarm::public_key`]; for connections we dialed the crate uses its DHT
+    /// node's own key pair, which differs.
+    pub fn local_public_key(&self) -> Option<[u8; 32]> {
+        guard("reading our public key", || {
+            hypercore_handshake::CipherTrait::local_public_key(&self.conn)
+        })
+        .ok()
+    }
+
     /// Ends the connection (what is queued is still sent).
     pub fn close(&mut self) {
         self.out = None;
@@ -175,29 +189,29 @@ impl Swarm {
                 reason: e.to_string(),
             })
         })?;
-        let dht = match &config.bootstrap {
+        let given: Vec<SocketAddr> = match &config.bootstrap {
             Bootstrap::Nodes(nodes) if nodes.is_empty() => {
                 return Err(DiscoveryError::NoBootstrapNodes)
             }
-            Bootstrap::Nodes(nodes) => {
-                // The crate falls back to the public DHT on an empty list: never empty here.
-                DhtConfig::default().set_bootstrap_nodes(nodes)
-            }
+            Bootstrap::Nodes(nodes) => nodes.clone(),
             Bootstrap::Public => {
-                let mut dht = DhtConfig::default();
+                let mut nodes = Vec::new();
                 for node in hyperswarm_public_bootstrap() {
-                    for addr in super::parse_address(node)? {
-                        dht = dht.add_bootstrap_node(addr);
-                    }
+                    nodes.extend(super::parse_address(node)?);
                 }
-                dht
+                nodes
             }
         };
+        // Never empty here: the crate would fall back to the public DHT on an empty list.
+        let seeds = seed_nodes(&given, config.bind, config.bootstrap_timeout).await?;
         let bind = config.bind;
-        let dht = dht.bind(bind).map_err(|e| DiscoveryError::Bind {
-            addr: bind,
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let dht = DhtConfig::default()
+            .set_bootstrap_nodes(&seeds)
+            .bind(bind)
+            .map_err(|e| DiscoveryError::Bind {
+                addr: bind,
+                source: std::io::Error::other(e.to_string()),
+            })?;
         let swarm_config = hyperswarm::SwarmConfig::new(dht).max_peers(config.max_peers);
         let inner = std::panic::AssertUnwindSafe(hyperswarm::Swarm::with_config(swarm_config))
             .catch_unwind()
@@ -223,7 +237,8 @@ impl Swarm {
         })
     }
 
-    /// Our DHT node's (and connections') static public key, chosen by the crate.
+    /// The static public key we announce topics under and accept connections with, chosen
+    /// by the crate (connections we dial use another: see [`SwarmStream::local_public_key`]).
     pub fn public_key(&self) -> [u8; 32] {
         self.public_key
     }
@@ -325,6 +340,71 @@ impl Drop for Swarm {
     fn drop(&mut self) {
         self.driver.abort();
     }
+}
+
+/// Walks the DHT from the `given` bootstrap nodes with a short-lived node of our own and
+/// returns the DHT nodes it found (plus `given`), to be the swarm's starting points.
+///
+/// Why: the crate starts every query (LOOKUP, ANNOUNCE) from its bootstrap nodes only, and
+/// drops the closer nodes carried by an error reply. JS bootstrap nodes (the public ones, and
+/// `@hyperswarm/testnet`'s first node) are not persistent DHT nodes: they answer LOOKUP and
+/// ANNOUNCE with `UNKNOWN_COMMAND` (plus closer nodes, which JS follows and the crate does
+/// not), so started from them alone every lookup and announce ends at once with nothing.
+/// Starting from the nodes a FIND_NODE walk found (which answer normally) avoids it.
+async fn seed_nodes(
+    given: &[SocketAddr],
+    bind: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, DiscoveryError> {
+    const DURING: &str = "bootstrapping the DHT";
+    let local = SocketAddr::new(bind.ip(), 0);
+    let config = DhtConfig::default()
+        .set_bootstrap_nodes(given)
+        .set_ephemeral(true)
+        .bind(local)
+        .map_err(|e| DiscoveryError::Bind {
+            addr: local,
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let walk = async {
+        let rpc = dht_rpc::Rpc::with_config(config)
+            .await
+            .map_err(|e| DiscoveryError::Dht {
+                during: DURING,
+                reason: e.to_string(),
+            })?;
+        guard(DURING, || rpc.bootstrap())?
+            .await
+            .map_err(|e| DiscoveryError::Dht {
+                during: DURING,
+                reason: e.to_string(),
+            })?;
+        guard(DURING, || rpc.closer_nodes(rpc.id()))
+    };
+    let found = match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(walk).catch_unwind())
+        .await
+    {
+        Err(_) => {
+            return Err(DiscoveryError::Timeout {
+                during: DURING,
+                after: timeout,
+            })
+        }
+        Ok(Err(p)) => {
+            return Err(DiscoveryError::SwarmPanicked {
+                during: DURING,
+                message: panic_message(p.as_ref()),
+            })
+        }
+        Ok(Ok(result)) => result?,
+    };
+    let mut seeds: Vec<SocketAddr> = found.into_iter().map(|peer| peer.addr).collect();
+    for addr in given {
+        if !seeds.contains(addr) {
+            seeds.push(*addr);
+        }
+    }
+    Ok(seeds)
 }
 
 /// The public HyperDHT bootstrap nodes (as `hyperdht`'s `DEFAULT_BOOTSTRAP`).
