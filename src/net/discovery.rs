@@ -50,6 +50,12 @@ pub enum DiscoveryError {
     /// public DHT; it is never chosen implicitly).
     #[error("no bootstrap node given")]
     NoBootstrapNodes,
+    /// No bootstrap node (nor any node they named) answered our first walk of the DHT.
+    #[error("no DHT node answered; bootstrap nodes tried: {nodes:?}")]
+    BootstrapUnreachable {
+        /// The bootstrap nodes we started from.
+        nodes: Vec<SocketAddr>,
+    },
     /// Binding a local socket failed.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -155,7 +161,12 @@ mod tests {
     fn parse_address_accepts_host_port_and_rejects_the_rest() {
         let addrs = parse_address("127.0.0.1:49737").unwrap();
         assert_eq!(addrs, vec!["127.0.0.1:49737".parse().unwrap()]);
-        for bad in ["127.0.0.1", ":49737", "127.0.0.1:notaport", "127.0.0.1:70000"] {
+        for bad in [
+            "127.0.0.1",
+            ":49737",
+            "127.0.0.1:notaport",
+            "127.0.0.1:70000",
+        ] {
             assert!(
                 matches!(
                     parse_address(bad),

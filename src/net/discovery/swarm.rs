@@ -373,16 +373,24 @@ async fn seed_nodes(
                 during: DURING,
                 reason: e.to_string(),
             })?;
-        guard(DURING, || rpc.bootstrap())?
+        let done = guard(DURING, || rpc.bootstrap())?
             .await
             .map_err(|e| DiscoveryError::Dht {
                 during: DURING,
                 reason: e.to_string(),
             })?;
+        if done.stats.num_successes() == 0 {
+            return Err(DiscoveryError::BootstrapUnreachable {
+                nodes: given.to_vec(),
+            });
+        }
         guard(DURING, || rpc.closer_nodes(rpc.id()))
     };
-    let found = match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(walk).catch_unwind())
-        .await
+    let found = match tokio::time::timeout(
+        timeout,
+        std::panic::AssertUnwindSafe(walk).catch_unwind(),
+    )
+    .await
     {
         Err(_) => {
             return Err(DiscoveryError::Timeout {
