@@ -1,5 +1,8 @@
 // A local HyperDHT testnet (127.0.0.1 only) and a JS Hyperswarm 4.17 peer, for tests/swarm_*.rs.
-// usage: node swarm_peer.js <server|client|both|testnet-only> <topic-hex> [bootstrap-port] [nodes]
+// usage: node swarm_peer.js <server|client|both|core|testnet-only> <topic-hex> [bootstrap-port] [nodes]
+// Mode "core" does what JS Vitra does: a JS Hypercore 11 compat core (3 blocks "core-block-N")
+// joins its own discovery key (server and client; the topic argument is ignored) and
+// replicates on every connection; it prints {event:'core', key, discoveryKey, length} first.
 // Prints JSON lines on stdout:
 //   {event:'testnet', bootstrap:'127.0.0.1:PORT'}     the testnet is up (first line)
 //   {event:'joined', publicKey}                        the JS peer joined and flushed the topic
@@ -46,12 +49,30 @@ async function main() {
   process.stdin.on('end', teardown)
 
   const join = async () => {
+    let core = null
+    if (mode === 'core') {
+      const Hypercore = require('hypercore')
+      const os = require('os')
+      const fs = require('fs')
+      const path = require('path')
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-swarm-'))
+      process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+      core = new Hypercore(dir, { compat: true })
+      await core.ready()
+      for (let i = 0; i < 3; i++) await core.append(Buffer.from(`core-block-${i}`))
+      core.on('upload', (index) => out({ event: 'upload', index }))
+      out({ event: 'core', key: hex(core.key), discoveryKey: hex(core.discoveryKey), length: core.length })
+    }
     swarm = new Hyperswarm({ bootstrap: testnet.bootstrap })
     swarm.on('connection', (socket, info) => {
       const remotePublicKey = hex(info.publicKey)
       out({ event: 'connection', remotePublicKey, initiator: socket.isInitiator })
       socket.on('error', (err) => out({ event: 'error', remotePublicKey, message: err.message }))
       socket.on('close', () => out({ event: 'close', remotePublicKey }))
+      if (core) {
+        core.replicate(socket)
+        return
+      }
       const mux = Protomux.from(socket)
       const ch = mux.createChannel({
         protocol: 'vitra-swarm-test',
@@ -72,7 +93,7 @@ async function main() {
       })
       if (ch) ch.open('js-hello')
     })
-    const topic = Buffer.from(topicHex, 'hex')
+    const topic = core ? core.discoveryKey : Buffer.from(topicHex, 'hex')
     const discovery = swarm.join(topic, { server: mode !== 'client', client: mode !== 'server' })
     await discovery.flushed()
     out({ event: 'joined', publicKey: hex(swarm.keyPair.publicKey) })

@@ -5,6 +5,7 @@
 //!
 //! Every wait is bounded; a failure says which side failed and with what.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vitra::net::compact::{put_string, Reader};
 use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig, SwarmPeer};
 use vitra::net::protomux::{self, Frame};
-use vitra::net::NetError;
+use vitra::net::{wire, NetError};
 
 const PROTOCOL: &str = "vitra-swarm-test";
 
@@ -140,27 +141,73 @@ fn string(s: &str) -> Vec<u8> {
     out
 }
 
-/// Receives protomux frames until `want` matches one, at most 15 s.
-async fn recv_frame(peer: &mut SwarmPeer, what: &str, want: impl Fn(&Frame) -> bool) -> Frame {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, peer.stream.recv())
-            .await
-            .unwrap_or_else(|_| panic!("Rust side: no {what} from JS within 15 s"))
-            .unwrap_or_else(|e| panic!("Rust side: swarm stream failed waiting for {what}: {e}"))
-            .unwrap_or_else(|| panic!("Rust side: connection ended waiting for {what}"));
-        let frames = protomux::decode_frame(&msg)
-            .unwrap_or_else(|e| panic!("Rust side: JS sent a bad protomux frame: {e}"));
-        if let Some(f) = frames.into_iter().find(|f| want(f)) {
-            return f;
+/// A swarm peer's protomux frames, in order (a batch is several frames).
+struct Frames {
+    peer: SwarmPeer,
+    queue: VecDeque<Frame>,
+}
+
+impl Frames {
+    fn new(peer: SwarmPeer) -> Frames {
+        Frames {
+            peer,
+            queue: VecDeque::new(),
         }
+    }
+
+    /// Receives frames until `want` matches one (earlier ones are dropped), at most 15 s.
+    async fn until(&mut self, what: &str, want: impl Fn(&Frame) -> bool) -> Frame {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            while let Some(f) = self.queue.pop_front() {
+                if want(&f) {
+                    return f;
+                }
+            }
+            let msg = tokio::time::timeout_at(deadline, self.peer.stream.recv())
+                .await
+                .unwrap_or_else(|_| panic!("Rust side: no {what} from JS within 15 s"))
+                .unwrap_or_else(|e| {
+                    panic!("Rust side: swarm stream failed waiting for {what}: {e}")
+                })
+                .unwrap_or_else(|| panic!("Rust side: connection ended waiting for {what}"));
+            let frames = protomux::decode_frame(&msg)
+                .unwrap_or_else(|e| panic!("Rust side: JS sent a bad protomux frame: {e}"));
+            self.queue.extend(frames);
+        }
+    }
+
+    /// The next Hypercore message JS sends on the core channel, at most 15 s.
+    async fn hypercore_message(&mut self, what: &str) -> wire::Message {
+        let f = self
+            .until(what, |f| matches!(f, Frame::Message { .. }))
+            .await;
+        let Frame::Message { kind, payload, .. } = f else {
+            unreachable!()
+        };
+        wire::Message::decode(kind, &payload)
+            .unwrap_or_else(|e| panic!("Rust side: JS sent a bad hypercore message: {e}"))
+    }
+
+    fn send_hypercore(&self, local_id: u64, msg: &wire::Message) {
+        self.peer
+            .stream
+            .send(&protomux::encode_message(
+                local_id,
+                msg.kind(),
+                &msg.encode(),
+            ))
+            .expect("send on the swarm stream");
     }
 }
 
 /// Opens the test channel from our side, checks JS's open and messages in both directions.
-async fn exchange_messages(peer: &mut SwarmPeer, js: &mut JsSwarm) {
+async fn exchange_messages(peer: SwarmPeer, js: &mut JsSwarm) {
     let local_id = 1;
-    peer.stream
+    let mut frames = Frames::new(peer);
+    frames
+        .peer
+        .stream
         .send(&protomux::encode_open(
             local_id,
             PROTOCOL,
@@ -168,12 +215,12 @@ async fn exchange_messages(peer: &mut SwarmPeer, js: &mut JsSwarm) {
             &string("rust-hello"),
         ))
         .expect("send open");
-    let open = recv_frame(
-        peer,
-        "the channel open",
-        |f| matches!(f, Frame::Open { protocol, .. } if protocol == PROTOCOL),
-    )
-    .await;
+    let open = frames
+        .until(
+            "the channel open",
+            |f| matches!(f, Frame::Open { protocol, .. } if protocol == PROTOCOL),
+        )
+        .await;
     let Frame::Open { handshake, .. } = open else {
         unreachable!()
     };
@@ -191,10 +238,11 @@ async fn exchange_messages(peer: &mut SwarmPeer, js: &mut JsSwarm) {
     );
 
     // JS -> Rust: JS sends "from-js" once the channel is open.
-    let from_js = recv_frame(peer, "the message from JS", |f| {
-        matches!(f, Frame::Message { .. })
-    })
-    .await;
+    let from_js = frames
+        .until("the message from JS", |f| {
+            matches!(f, Frame::Message { .. })
+        })
+        .await;
     let Frame::Message { kind, payload, .. } = from_js else {
         unreachable!()
     };
@@ -205,7 +253,9 @@ async fn exchange_messages(peer: &mut SwarmPeer, js: &mut JsSwarm) {
     );
 
     // Rust -> JS -> Rust: JS echoes what we send.
-    peer.stream
+    frames
+        .peer
+        .stream
         .send(&protomux::encode_message(
             local_id,
             0,
@@ -214,7 +264,9 @@ async fn exchange_messages(peer: &mut SwarmPeer, js: &mut JsSwarm) {
         .expect("send message");
     let got = js.wait_for("message", 15).await;
     assert_eq!(got["text"], "ping from rust", "what JS read from us");
-    let echo = recv_frame(peer, "JS's echo", |f| matches!(f, Frame::Message { .. })).await;
+    let echo = frames
+        .until("JS's echo", |f| matches!(f, Frame::Message { .. }))
+        .await;
     let Frame::Message { payload, .. } = echo else {
         unreachable!()
     };
@@ -240,7 +292,7 @@ async fn rust_finds_js_peer_announcing_a_topic() {
         .await
         .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
     swarm.join(topic, false, true).expect("join as client");
-    let mut peer = swarm
+    let peer = swarm
         .next_peer_within(Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("Rust side: found no peer on the topic: {e}"));
@@ -262,7 +314,7 @@ async fn rust_finds_js_peer_announcing_a_topic() {
         "the key JS authenticated"
     );
 
-    exchange_messages(&mut peer, &mut js).await;
+    exchange_messages(peer, &mut js).await;
     js.stop().await;
 }
 
@@ -281,7 +333,7 @@ async fn js_finds_rust_peer_announcing_a_topic() {
         .unwrap_or_else(|e| panic!("Rust side: announcing the topic failed: {e}"));
 
     js.command("join").await;
-    let mut peer = swarm
+    let peer = swarm
         .next_peer_within(Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("Rust side: no peer connected to our announce: {e}"));
@@ -293,7 +345,121 @@ async fn js_finds_rust_peer_announcing_a_topic() {
         "JS connected to the key we announced"
     );
     assert_eq!(peer.stream.local_public_key(), Some(swarm.public_key()));
-    exchange_messages(&mut peer, &mut js).await;
+    exchange_messages(peer, &mut js).await;
+    js.stop().await;
+}
+
+/// What JS Vitra does: a JS Hypercore 11 (compat) core joins its discovery key and
+/// replicates on every swarm connection. We look the discovery key up, open the core's
+/// `hypercore/alpha` channel on the swarm connection (capabilities bound to the handshake hash
+/// the crate reports, checked both ways) and fetch a block with its proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
+    let mut js = JsSwarm::start("core", &[0; 32]).await;
+    js.command("join").await;
+    let core = js.wait_for("core", 30).await;
+    let key: [u8; 32] = core["key"]
+        .as_str()
+        .and_then(|k| hex::decode(k).ok())
+        .and_then(|k| k.try_into().ok())
+        .unwrap_or_else(|| panic!("JS side printed a bad core key: {core}"));
+    let dk = wire::discovery_key(&key);
+    assert_eq!(
+        core["discoveryKey"],
+        hex::encode(dk),
+        "discovery key agrees with JS"
+    );
+    js.wait_for("joined", 30).await;
+
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(dk, false, true).expect("join the discovery key");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
+    let hash = peer
+        .stream
+        .handshake_hash()
+        .expect("handshake hash of an established connection");
+    let is_initiator = peer.is_initiator;
+    let mut frames = Frames::new(peer);
+    let ours = wire::Handshake {
+        seeks: true,
+        capability: wire::capability(is_initiator, &key, &hash),
+    };
+    frames
+        .peer
+        .stream
+        .send(&protomux::encode_open(
+            1,
+            "hypercore/alpha",
+            Some(&dk),
+            &ours.encode(),
+        ))
+        .expect("send open");
+    let open = frames
+        .until(
+            "the hypercore channel open",
+            |f| matches!(f, Frame::Open { protocol, .. } if protocol == "hypercore/alpha"),
+        )
+        .await;
+    let Frame::Open { id, handshake, .. } = open else {
+        unreachable!()
+    };
+    assert_eq!(id, Some(dk.to_vec()), "JS opened the core's channel");
+    let theirs = wire::Handshake::decode(&handshake).expect("JS's hypercore handshake");
+    assert_eq!(
+        theirs.capability,
+        wire::capability(!is_initiator, &key, &hash),
+        "JS's capability proves the handshake hash we read from the crate is the one JS has"
+    );
+
+    // JS accepted our capability: it sends its sync, then answers a request with a proof.
+    let sync = loop {
+        match frames.hypercore_message("JS's sync").await {
+            wire::Message::Sync(s) => break s,
+            _ => continue,
+        }
+    };
+    assert_eq!(sync.length, 3, "JS announces its length");
+    frames.send_hypercore(
+        1,
+        &wire::Message::Sync(wire::Sync {
+            remote_length: 3,
+            uploading: true,
+            downloading: true,
+            ..wire::Sync::default()
+        }),
+    );
+    frames.send_hypercore(
+        1,
+        &wire::Message::Request(wire::Request {
+            id: 1,
+            block: Some(wire::RequestBlock { index: 1, nodes: 0 }),
+            upgrade: Some(wire::RequestUpgrade {
+                start: 0,
+                length: 3,
+            }),
+            ..wire::Request::default()
+        }),
+    );
+    let data = loop {
+        match frames.hypercore_message("JS's data").await {
+            wire::Message::Data(d) => break d,
+            wire::Message::NoData(n) => panic!("JS answered noData: {n:?}"),
+            _ => continue,
+        }
+    };
+    assert_eq!(data.request, 1);
+    let block = data.block.expect("block in JS's reply");
+    assert_eq!((block.index, block.value), (1, b"core-block-1".to_vec()));
+    let upgrade = data.upgrade.expect("upgrade in JS's reply");
+    assert_eq!((upgrade.start, upgrade.length), (0, 3));
+    assert_eq!(upgrade.signature.len(), 64);
+    let upload = js.wait_for("upload", 15).await;
+    assert_eq!(upload["index"], 1, "JS served the block we asked for");
     js.stop().await;
 }
 
