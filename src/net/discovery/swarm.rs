@@ -424,6 +424,10 @@ fn hyperswarm_public_bootstrap() -> &'static [&'static str] {
     ]
 }
 
+/// How often the driver polls the crate when it had nothing to do (bounds the delay added to
+/// DHT replies and new connections).
+const DRIVER_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Polls the crate's connection stream (which drives the DHT: bootstrap, announces, lookups,
 /// connects) and turns each connection into a [`SwarmPeer`].
 async fn drive(
@@ -434,9 +438,18 @@ async fn drive(
 ) {
     let mut connections = swarm.connections();
     let reason = loop {
-        let next = std::panic::AssertUnwindSafe(connections.next())
+        // The crate's stream wakes itself on every poll (a busy loop that would hold a CPU
+        // core): poll it once, and when it has nothing, wait a little before polling again.
+        let next = match std::panic::AssertUnwindSafe(connections.next())
             .catch_unwind()
-            .await;
+            .now_or_never()
+        {
+            Some(next) => next,
+            None => {
+                tokio::time::sleep(DRIVER_POLL_INTERVAL).await;
+                continue;
+            }
+        };
         let event = match next {
             Err(p) => {
                 let e = DiscoveryError::SwarmPanicked {
