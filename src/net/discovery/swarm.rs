@@ -205,8 +205,12 @@ impl Swarm {
         // Never empty here: the crate would fall back to the public DHT on an empty list.
         let seeds = seed_nodes(&given, config.bind, config.bootstrap_timeout).await?;
         let bind = config.bind;
+        // Ephemeral: other DHT nodes do not put us in their routing tables, so strangers do
+        // not send us DHT requests (mutable/immutable storage, holepunch relays) that reach
+        // the crate's `todo!()` paths.
         let dht = DhtConfig::default()
             .set_bootstrap_nodes(&seeds)
+            .set_ephemeral(true)
             .bind(bind)
             .map_err(|e| DiscoveryError::Bind {
                 addr: bind,
