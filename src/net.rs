@@ -39,6 +39,7 @@
 
 pub mod compact;
 pub mod connection;
+pub mod discovery;
 pub mod noise;
 pub mod protomux;
 pub mod replicate;

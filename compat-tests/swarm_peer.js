@@ -1,0 +1,106 @@
+// A local HyperDHT testnet (127.0.0.1 only) and a JS Hyperswarm 4.17 peer, for tests/swarm_*.rs.
+// usage: node swarm_peer.js <server|client|both|core|testnet-only> <topic-hex> [bootstrap-port] [nodes]
+// Mode "core" does what JS Vitra does: a JS Hypercore 11 compat core (3 blocks "core-block-N")
+// joins its own discovery key (server and client; the topic argument is ignored) and
+// replicates on every connection; it prints {event:'core', key, discoveryKey, length} first.
+// Prints JSON lines on stdout:
+//   {event:'testnet', bootstrap:'127.0.0.1:PORT'}     the testnet is up (first line)
+//   {event:'joined', publicKey}                        the JS peer joined and flushed the topic
+//   {event:'connection', remotePublicKey, initiator}   Hyperswarm gave the JS peer a connection
+//   {event:'open', remotePublicKey, handshake}         the "vitra-swarm-test" protomux channel opened
+//   {event:'message', remotePublicKey, text}           a message arrived on it
+//   {event:'close', remotePublicKey}                   the connection ended
+// On each connection the JS peer opens protomux channel "vitra-swarm-test" (handshake c.string
+// "js-hello") and answers every message `text` with "echo:" + text, and sends "from-js" once open.
+// stdin commands, one a line: "join" joins the topic (so the Rust side can announce first),
+// "exit" (or end of stdin) tears everything down; a 60 s safety timeout does too.
+const createTestnet = require('@hyperswarm/testnet')
+const Hyperswarm = require('hyperswarm')
+const Protomux = require('protomux')
+const c = require('compact-encoding')
+
+const [, , mode, topicHex, portArg, nodesArg] = process.argv
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const hex = (b) => Buffer.from(b).toString('hex')
+
+async function main() {
+  const testnet = await createTestnet(Number(nodesArg || 3), { host: '127.0.0.1', port: Number(portArg || 0) })
+  const bs = testnet.bootstrap[0]
+  out({ event: 'testnet', bootstrap: `${bs.host}:${bs.port}` })
+
+  let swarm = null
+  const teardown = async () => {
+    if (swarm) await swarm.destroy().catch(() => {})
+    await testnet.destroy().catch(() => {})
+    process.exit(0)
+  }
+  setTimeout(teardown, 60_000).unref()
+  let joining = null
+  process.stdin.on('data', (d) => {
+    const text = String(d)
+    if (text.includes('exit')) teardown()
+    else if (text.includes('join') && !joining && mode !== 'testnet-only') {
+      joining = join().catch((err) => {
+        out({ event: 'fatal', message: String((err && err.stack) || err) })
+        process.exit(1)
+      })
+    }
+  })
+  process.stdin.on('end', teardown)
+
+  const join = async () => {
+    let core = null
+    if (mode === 'core') {
+      const Hypercore = require('hypercore')
+      const os = require('os')
+      const fs = require('fs')
+      const path = require('path')
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-swarm-'))
+      process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+      core = new Hypercore(dir, { compat: true })
+      await core.ready()
+      for (let i = 0; i < 3; i++) await core.append(Buffer.from(`core-block-${i}`))
+      core.on('upload', (index) => out({ event: 'upload', index }))
+      out({ event: 'core', key: hex(core.key), discoveryKey: hex(core.discoveryKey), length: core.length })
+    }
+    swarm = new Hyperswarm({ bootstrap: testnet.bootstrap })
+    swarm.on('connection', (socket, info) => {
+      const remotePublicKey = hex(info.publicKey)
+      out({ event: 'connection', remotePublicKey, initiator: socket.isInitiator })
+      socket.on('error', (err) => out({ event: 'error', remotePublicKey, message: err.message }))
+      socket.on('close', () => out({ event: 'close', remotePublicKey }))
+      if (core) {
+        core.replicate(socket)
+        return
+      }
+      const mux = Protomux.from(socket)
+      const ch = mux.createChannel({
+        protocol: 'vitra-swarm-test',
+        handshake: c.string,
+        messages: [
+          {
+            encoding: c.string,
+            onmessage(text) {
+              out({ event: 'message', remotePublicKey, text })
+              if (!text.startsWith('echo:')) ch.messages[0].send('echo:' + text)
+            }
+          }
+        ],
+        onopen(handshake) {
+          out({ event: 'open', remotePublicKey, handshake })
+          ch.messages[0].send('from-js')
+        }
+      })
+      if (ch) ch.open('js-hello')
+    })
+    const topic = core ? core.discoveryKey : Buffer.from(topicHex, 'hex')
+    const discovery = swarm.join(topic, { server: mode !== 'client', client: mode !== 'server' })
+    await discovery.flushed()
+    out({ event: 'joined', publicKey: hex(swarm.keyPair.publicKey) })
+  }
+}
+
+main().catch((err) => {
+  out({ event: 'fatal', message: String((err && err.stack) || err) })
+  process.exit(1)
+})

@@ -1,0 +1,559 @@
+//! Hyperswarm discovery between vitra and a JS Hyperswarm 4.17 peer on a local HyperDHT
+//! testnet (`@hyperswarm/testnet`, 127.0.0.1 only): each side finds the other through a topic,
+//! they connect, and a protomux channel carries messages both ways over the connection.
+//! Also: a bootstrap node that is down, and a peer that goes away, end in typed errors.
+//!
+//! Every wait is bounded; a failure says which side failed and with what.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use vitra::net::compact::{put_string, Reader};
+use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig, SwarmPeer};
+use vitra::net::protomux::{self, Frame};
+use vitra::net::{wire, NetError};
+
+const PROTOCOL: &str = "vitra-swarm-test";
+
+/// `node compat-tests/swarm_peer.js`: a testnet plus a JS Hyperswarm peer, driven by stdin.
+struct JsSwarm {
+    child: Child,
+    stdin: ChildStdin,
+    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+    bootstrap: std::net::SocketAddr,
+}
+
+impl JsSwarm {
+    async fn start(mode: &str, topic: &[u8; 32]) -> JsSwarm {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests");
+        assert!(
+            dir.join("node_modules/hyperswarm").exists()
+                && dir.join("node_modules/@hyperswarm/testnet").exists(),
+            "compat-tests/node_modules is missing hyperswarm or @hyperswarm/testnet: run `npm ci` in compat-tests"
+        );
+        // A free loopback UDP port for the testnet's bootstrap node (tests run in parallel).
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free loopback UDP port")
+            .port();
+        let mut child = Command::new("node")
+            .arg(dir.join("swarm_peer.js"))
+            .args([mode, &hex::encode(topic), &port.to_string()])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // Not inherited: node would make the shared stderr non-blocking under the harness.
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start `node swarm_peer.js` (is node installed?): {e}")
+            });
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[swarm_peer.js] {line}");
+            }
+        });
+        let mut js = JsSwarm {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            bootstrap: "127.0.0.1:1".parse().expect("addr"),
+        };
+        let ev = js.wait_for("testnet", 30).await;
+        let bootstrap: std::net::SocketAddr = ev["bootstrap"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("JS side printed a bad bootstrap address: {ev}"));
+        assert!(
+            bootstrap.ip().is_loopback(),
+            "testnet must be on loopback: {bootstrap}"
+        );
+        js.bootstrap = bootstrap;
+        js
+    }
+
+    async fn command(&mut self, cmd: &str) {
+        self.stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("JS side: cannot send {cmd:?}: {e}"));
+        self.stdin.flush().await.expect("flush stdin");
+    }
+
+    async fn next_event(&mut self, secs: u64) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(secs), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("JS side (swarm_peer.js) printed nothing for {secs}s"))
+            .unwrap_or_else(|e| panic!("reading JS side output: {e}"))
+            .unwrap_or_else(|| panic!("JS side (swarm_peer.js) exited"));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("JS side printed non-JSON {line:?}: {e}"))
+    }
+
+    /// Waits for an event named `name` (others are skipped), at most `secs` seconds overall.
+    async fn wait_for(&mut self, name: &str, secs: u64) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                panic!("JS side: no {name:?} event within {secs}s");
+            }
+            let ev = self.next_event(left.as_secs().max(1)).await;
+            if ev["event"] == "fatal" {
+                panic!("JS side failed: {ev}");
+            }
+            if ev["event"] == name {
+                return ev;
+            }
+        }
+    }
+
+    async fn stop(mut self) {
+        self.command("exit").await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+fn loopback_config(bootstrap: std::net::SocketAddr) -> SwarmConfig {
+    SwarmConfig {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        ..SwarmConfig::new(vec![bootstrap])
+    }
+}
+
+fn random_topic() -> [u8; 32] {
+    let mut t = [0u8; 32];
+    getrandom::fill(&mut t).expect("random topic");
+    t
+}
+
+fn string(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_string(&mut out, s);
+    out
+}
+
+/// A swarm peer's protomux frames, in order (a batch is several frames).
+struct Frames {
+    peer: SwarmPeer,
+    queue: VecDeque<Frame>,
+}
+
+impl Frames {
+    fn new(peer: SwarmPeer) -> Frames {
+        Frames {
+            peer,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Receives frames until `want` matches one (earlier ones are dropped), at most 15 s.
+    async fn until(&mut self, what: &str, want: impl Fn(&Frame) -> bool) -> Frame {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            while let Some(f) = self.queue.pop_front() {
+                if want(&f) {
+                    return f;
+                }
+            }
+            let msg = tokio::time::timeout_at(deadline, self.peer.stream.recv())
+                .await
+                .unwrap_or_else(|_| panic!("Rust side: no {what} from JS within 15 s"))
+                .unwrap_or_else(|e| {
+                    panic!("Rust side: swarm stream failed waiting for {what}: {e}")
+                })
+                .unwrap_or_else(|| panic!("Rust side: connection ended waiting for {what}"));
+            let frames = protomux::decode_frame(&msg)
+                .unwrap_or_else(|e| panic!("Rust side: JS sent a bad protomux frame: {e}"));
+            self.queue.extend(frames);
+        }
+    }
+
+    /// The next Hypercore message JS sends on the core channel, at most 15 s.
+    async fn hypercore_message(&mut self, what: &str) -> wire::Message {
+        let f = self
+            .until(what, |f| matches!(f, Frame::Message { .. }))
+            .await;
+        let Frame::Message { kind, payload, .. } = f else {
+            unreachable!()
+        };
+        wire::Message::decode(kind, &payload)
+            .unwrap_or_else(|e| panic!("Rust side: JS sent a bad hypercore message: {e}"))
+    }
+
+    fn send_hypercore(&self, local_id: u64, msg: &wire::Message) {
+        self.peer
+            .stream
+            .send(&protomux::encode_message(
+                local_id,
+                msg.kind(),
+                &msg.encode(),
+            ))
+            .expect("send on the swarm stream");
+    }
+}
+
+/// Opens the test channel from our side, checks JS's open and messages in both directions.
+async fn exchange_messages(peer: SwarmPeer, js: &mut JsSwarm) {
+    let local_id = 1;
+    let mut frames = Frames::new(peer);
+    frames
+        .peer
+        .stream
+        .send(&protomux::encode_open(
+            local_id,
+            PROTOCOL,
+            None,
+            &string("rust-hello"),
+        ))
+        .expect("send open");
+    let open = frames
+        .until(
+            "the channel open",
+            |f| matches!(f, Frame::Open { protocol, .. } if protocol == PROTOCOL),
+        )
+        .await;
+    let Frame::Open { handshake, .. } = open else {
+        unreachable!()
+    };
+    assert_eq!(
+        Reader::new(&handshake)
+            .string("handshake")
+            .expect("c.string"),
+        "js-hello",
+        "JS's channel handshake"
+    );
+    let opened = js.wait_for("open", 15).await;
+    assert_eq!(
+        opened["handshake"], "rust-hello",
+        "what JS read as our handshake"
+    );
+
+    // JS -> Rust: JS sends "from-js" once the channel is open.
+    let from_js = frames
+        .until("the message from JS", |f| {
+            matches!(f, Frame::Message { .. })
+        })
+        .await;
+    let Frame::Message { kind, payload, .. } = from_js else {
+        unreachable!()
+    };
+    assert_eq!(kind, 0);
+    assert_eq!(
+        Reader::new(&payload).string("text").expect("c.string"),
+        "from-js"
+    );
+
+    // Rust -> JS -> Rust: JS echoes what we send.
+    frames
+        .peer
+        .stream
+        .send(&protomux::encode_message(
+            local_id,
+            0,
+            &string("ping from rust"),
+        ))
+        .expect("send message");
+    let got = js.wait_for("message", 15).await;
+    assert_eq!(got["text"], "ping from rust", "what JS read from us");
+    let echo = frames
+        .until("JS's echo", |f| matches!(f, Frame::Message { .. }))
+        .await;
+    let Frame::Message { payload, .. } = echo else {
+        unreachable!()
+    };
+    assert_eq!(
+        Reader::new(&payload).string("text").expect("c.string"),
+        "echo:ping from rust"
+    );
+}
+
+/// JS announces the topic, we look it up, connect and talk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_finds_js_peer_announcing_a_topic() {
+    let topic = random_topic();
+    let mut js = JsSwarm::start("server", &topic).await;
+    js.command("join").await;
+    let joined = js.wait_for("joined", 30).await;
+    let js_key = joined["publicKey"]
+        .as_str()
+        .expect("JS public key")
+        .to_string();
+
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(topic, false, true).expect("join as client");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer on the topic: {e}"));
+    assert_eq!(
+        hex::encode(peer.remote_public_key),
+        js_key,
+        "the peer is the JS swarm"
+    );
+    assert!(peer.is_initiator, "we looked the topic up, so we dialed");
+    assert_eq!(peer.topics, vec![topic]);
+    let conn = js.wait_for("connection", 15).await;
+    let our_key = peer
+        .stream
+        .local_public_key()
+        .expect("our key on the connection");
+    assert_eq!(
+        conn["remotePublicKey"],
+        hex::encode(our_key),
+        "the key JS authenticated"
+    );
+
+    exchange_messages(peer, &mut js).await;
+    js.stop().await;
+}
+
+/// We announce the topic, JS looks it up, connects to us and talks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_finds_rust_peer_announcing_a_topic() {
+    let topic = random_topic();
+    let mut js = JsSwarm::start("client", &topic).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(topic, true, false).expect("join as server");
+    swarm
+        .flush(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: announcing the topic failed: {e}"));
+
+    js.command("join").await;
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: no peer connected to our announce: {e}"));
+    assert!(!peer.is_initiator, "JS dialed us");
+    let conn = js.wait_for("connection", 15).await;
+    assert_eq!(
+        conn["remotePublicKey"],
+        hex::encode(swarm.public_key()),
+        "JS connected to the key we announced"
+    );
+    assert_eq!(peer.stream.local_public_key(), Some(swarm.public_key()));
+    exchange_messages(peer, &mut js).await;
+    js.stop().await;
+}
+
+/// What JS Vitra does: a JS Hypercore 11 (compat) core joins its discovery key and
+/// replicates on every swarm connection. We look the discovery key up, open the core's
+/// `hypercore/alpha` channel on the swarm connection (capabilities bound to the handshake hash
+/// the crate reports, checked both ways) and fetch a block with its proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
+    let mut js = JsSwarm::start("core", &[0; 32]).await;
+    js.command("join").await;
+    let core = js.wait_for("core", 30).await;
+    let key: [u8; 32] = core["key"]
+        .as_str()
+        .and_then(|k| hex::decode(k).ok())
+        .and_then(|k| k.try_into().ok())
+        .unwrap_or_else(|| panic!("JS side printed a bad core key: {core}"));
+    let dk = wire::discovery_key(&key);
+    assert_eq!(
+        core["discoveryKey"],
+        hex::encode(dk),
+        "discovery key agrees with JS"
+    );
+    js.wait_for("joined", 30).await;
+
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(dk, false, true).expect("join the discovery key");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
+    let hash = peer
+        .stream
+        .handshake_hash()
+        .expect("handshake hash of an established connection");
+    let is_initiator = peer.is_initiator;
+    let mut frames = Frames::new(peer);
+    let ours = wire::Handshake {
+        seeks: true,
+        capability: wire::capability(is_initiator, &key, &hash),
+    };
+    frames
+        .peer
+        .stream
+        .send(&protomux::encode_open(
+            1,
+            "hypercore/alpha",
+            Some(&dk),
+            &ours.encode(),
+        ))
+        .expect("send open");
+    let open = frames
+        .until(
+            "the hypercore channel open",
+            |f| matches!(f, Frame::Open { protocol, .. } if protocol == "hypercore/alpha"),
+        )
+        .await;
+    let Frame::Open { id, handshake, .. } = open else {
+        unreachable!()
+    };
+    assert_eq!(id, Some(dk.to_vec()), "JS opened the core's channel");
+    let theirs = wire::Handshake::decode(&handshake).expect("JS's hypercore handshake");
+    assert_eq!(
+        theirs.capability,
+        wire::capability(!is_initiator, &key, &hash),
+        "JS's capability proves the handshake hash we read from the crate is the one JS has"
+    );
+
+    // JS accepted our capability: it sends its sync, then answers a request with a proof.
+    let sync = loop {
+        match frames.hypercore_message("JS's sync").await {
+            wire::Message::Sync(s) => break s,
+            _ => continue,
+        }
+    };
+    assert_eq!(sync.length, 3, "JS announces its length");
+    frames.send_hypercore(
+        1,
+        &wire::Message::Sync(wire::Sync {
+            remote_length: 3,
+            uploading: true,
+            downloading: true,
+            ..wire::Sync::default()
+        }),
+    );
+    frames.send_hypercore(
+        1,
+        &wire::Message::Request(wire::Request {
+            id: 1,
+            block: Some(wire::RequestBlock { index: 1, nodes: 0 }),
+            upgrade: Some(wire::RequestUpgrade {
+                start: 0,
+                length: 3,
+            }),
+            ..wire::Request::default()
+        }),
+    );
+    let data = loop {
+        match frames.hypercore_message("JS's data").await {
+            wire::Message::Data(d) => break d,
+            wire::Message::NoData(n) => panic!("JS answered noData: {n:?}"),
+            _ => continue,
+        }
+    };
+    assert_eq!(data.request, 1);
+    let block = data.block.expect("block in JS's reply");
+    assert_eq!((block.index, block.value), (1, b"core-block-1".to_vec()));
+    let upgrade = data.upgrade.expect("upgrade in JS's reply");
+    assert_eq!((upgrade.start, upgrade.length), (0, 3));
+    assert_eq!(upgrade.signature.len(), 64);
+    let upload = js.wait_for("upload", 15).await;
+    assert_eq!(upload["index"], 1, "JS served the block we asked for");
+    js.stop().await;
+}
+
+/// A JS peer that vanishes (process killed, no goodbye) ends our stream with a typed error
+/// within the idle timeout; the swarm itself keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_js_peer_ends_the_stream_with_a_typed_error() {
+    let topic = random_topic();
+    let mut js = JsSwarm::start("server", &topic).await;
+    js.command("join").await;
+    js.wait_for("joined", 30).await;
+    let swarm = Swarm::bind(SwarmConfig {
+        idle_timeout: Duration::from_secs(3),
+        ..loopback_config(js.bootstrap)
+    })
+    .await
+    .expect("start the swarm");
+    swarm.join(topic, false, true).expect("join");
+    let mut peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer: {e}"));
+    js.wait_for("connection", 15).await;
+    js.child.kill().await.expect("kill node");
+
+    let end = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match peer.stream.recv().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("Rust side: the stream did not end within 15 s of the peer vanishing");
+    assert!(
+        matches!(
+            end,
+            Err(NetError::Timeout { .. }) | Err(NetError::Io { .. })
+        ),
+        "expected a timeout or I/O error, got {end:?}"
+    );
+    // Later calls keep failing (typed), and sending is refused or queued without panicking.
+    assert!(matches!(
+        peer.stream.recv().await,
+        Err(NetError::ConnectionClosed { .. })
+    ));
+    let _ = peer.stream.send(b"anyone?");
+    // The swarm still answers.
+    swarm.local_addr().expect("swarm still alive");
+}
+
+/// A bootstrap node that is not running: starting the swarm fails promptly with a typed
+/// error naming the node, not a hang or a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_node_that_is_down_gives_a_typed_error() {
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free loopback UDP port");
+    let started = tokio::time::timeout(Duration::from_secs(30), Swarm::bind(loopback_config(dead)))
+        .await
+        .expect("Swarm::bind did not give up within 30 s");
+    match started {
+        Err(DiscoveryError::BootstrapUnreachable { nodes }) => assert_eq!(nodes, vec![dead]),
+        other => panic!("expected BootstrapUnreachable, got {other:?}"),
+    }
+}
+
+/// A testnet without any JS peer on the topic: flush finishes, no peer appears, and waiting
+/// for one ends in a typed timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_on_the_topic_means_a_typed_timeout() {
+    let js = JsSwarm::start("testnet-only", &random_topic()).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    let topic = random_topic();
+    swarm.join(topic, true, true).expect("join");
+    swarm
+        .flush(Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: flush failed on a live testnet: {e}"));
+    match swarm.next_peer_within(Duration::from_secs(2)).await {
+        Err(DiscoveryError::Timeout { .. }) => {}
+        other => panic!("expected no peer (timeout), got {other:?}"),
+    }
+    swarm.leave(&topic).expect("leave");
+    js.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_bootstrap_list_is_refused_rather_than_using_the_public_dht() {
+    match Swarm::bind(SwarmConfig::new(Vec::new())).await {
+        Err(DiscoveryError::NoBootstrapNodes) => {}
+        other => panic!("expected NoBootstrapNodes, got {other:?}"),
+    }
+}
