@@ -120,6 +120,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<(), ReplicateError> {
+        rep.set_default_download(Download::HeadOnly);
         self.add_to_replicator(rep, Download::HeadOnly);
         self.sync_participants(rep, Download::HeadOnly, timeout)
             .await
@@ -132,6 +133,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<(), ReplicateError> {
+        rep.set_default_download(Download::Full);
         self.add_to_replicator(rep, Download::Full);
         self.sync_participants(rep, Download::Full, timeout).await
     }
@@ -239,6 +241,20 @@ impl Database {
         Ok(replication_fraud_proofs(&rep))
     }
 
+    /// Opens the database `key` from `dir`, first creating an empty replica of its index there
+    /// when the directory does not hold it (sync it with [`Database::sync_with_peer`]).
+    pub fn open_replica(
+        dir: &Path,
+        key: &[u8; 32],
+        options: Options,
+    ) -> Result<Database, DatabaseError> {
+        let store = LogStore::new(dir);
+        if !store.contains(key) {
+            Log::create_replica(store.storage_for(key), *key)?;
+        }
+        Database::load(dir, key, options)
+    }
+
     /// Opens (creating an empty replica of the index when absent) the database `key` in
     /// `dir`, connects to `peer` (HOST:PORT) and downloads its full history. The returned
     /// database is ready to [`Database::verify`].
@@ -250,11 +266,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<Database, ReplicateError> {
-        let store = LogStore::new(dir);
-        if !store.contains(key) {
-            Log::create_replica(store.storage_for(key), *key)?;
-        }
-        let mut db = Database::load(dir, key, options).map_err(|e| set_error(key, e))?;
+        let mut db = Database::open_replica(dir, key, options).map_err(|e| set_error(key, e))?;
         db.add_to_replicator(rep, Download::Full);
         rep.connect(peer).await?;
         db.sync_full_history(rep, timeout).await?;

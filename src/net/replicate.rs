@@ -606,6 +606,12 @@ impl Replicator {
         }
     }
 
+    /// The download mode of cores added later without one (e.g. oplogs a database finds in
+    /// its index while replicating).
+    pub fn set_default_download(&mut self, download: Download) {
+        self.config.default_download = download;
+    }
+
     /// Adds `blocks` to a sparse core's wanted set (switching a head-only core to sparse).
     /// Requests go out at once to peers that have them.
     pub fn want_blocks(
