@@ -1,6 +1,7 @@
 //! Live database replication: a replica loaded from a served database keeps following it; when
 //! the contract adds a participant oplog on the server, the replica finds it in the index,
-//! replicates it, reads the new value and still verifies.
+//! replicates it, reads the new value and still verifies; a later one-shot `sync_with_peer`
+//! over a fresh connection brings in a third participant.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use vitra::codec::{Object, Value};
 use vitra::database::{Database, Location, Options, Verdict};
 use vitra::log::Log;
-use vitra::net::replicate::{Download, Replicator, ReplicatorConfig};
+use vitra::net::replicate::{Replicator, ReplicatorConfig};
 
 const KV: &str = include_str!("../examples/contracts/kv.js");
 
@@ -20,6 +21,7 @@ fn params(pairs: &[(&str, Value)]) -> Value {
 fn replica_follows_a_participant_added_later() {
     let (ready_tx, ready_rx) = mpsc::channel::<(String, [u8; 32])>();
     let (go_tx, go_rx) = mpsc::channel::<&'static str>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -33,9 +35,7 @@ fn replica_follows_a_participant_added_later() {
             db.call("put", &params(&[("key", "a".into()), ("value", 1.into())]))
                 .expect("put");
             db.execute_pending().expect("execute");
-            let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-            db.add_to_replicator(&mut rep, Download::Full);
-            let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+            let (mut rep, addr) = db.serve("127.0.0.1:0").await.expect("serve");
             ready_tx.send((addr.to_string(), db.key())).expect("send");
             let started = std::time::Instant::now();
             while started.elapsed() < Duration::from_secs(60) {
@@ -43,6 +43,19 @@ fn replica_follows_a_participant_added_later() {
                     .await
                     .expect("serve");
                 match go_rx.try_recv() {
+                    Ok("add-third") => {
+                        let first = db.participants()[0];
+                        db.set_local_oplog(&first).expect("switch back");
+                        let third = db.create_oplog().expect("oplog");
+                        db.call("invite", &params(&[("pubkey", hex::encode(third).into())]))
+                            .expect("invite");
+                        db.execute_pending().expect("execute");
+                        db.set_local_oplog(&third).expect("switch");
+                        db.call("put", &params(&[("key", "c".into()), ("value", 3.into())]))
+                            .expect("put");
+                        db.execute_pending().expect("execute");
+                        done_tx.send(()).expect("done");
+                    }
                     Ok("add") => {
                         let second = db.create_oplog().expect("oplog");
                         db.call("invite", &params(&[("pubkey", hex::encode(second).into())]))
@@ -106,6 +119,29 @@ fn replica_follows_a_participant_added_later() {
             Verdict::Verified { .. } => {}
             other => panic!("the live replica did not verify: {other:?}"),
         }
+
+        // A one-shot sync over a fresh connection (what `vitra sync --peer` does).
+        go_tx.send("add-third").expect("signal server");
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server added a third participant");
+        let proofs = db
+            .sync_with_peer(&addr, true, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("sync_with_peer {addr}: {e}"));
+        assert!(
+            proofs.is_empty(),
+            "an honest server yields no fraud proofs: {proofs:?}"
+        );
+        assert_eq!(db.participants().len(), 3);
+        assert_eq!(
+            db.get("/values/c").expect("get").map(|e| e.value),
+            Some(Value::from(3))
+        );
+        assert!(matches!(
+            db.verify().expect("verify"),
+            Verdict::Verified { .. }
+        ));
         go_tx.send("stop").expect("stop");
     });
     server.join().expect("server");

@@ -220,6 +220,29 @@ fn rust_database_served_on_an_address_is_loaded_and_verifies() {
         Verdict::Verified { .. } => {}
         other => panic!("the replica did not verify: {other:?}"),
     }
+    // sync_latest: the index in full, the oplogs' signed heads only.
+    let latest_dir = tempfile::tempdir().expect("tempdir");
+    let mut latest =
+        Database::open_replica(latest_dir.path(), &key, Options::default()).expect("open replica");
+    let proofs = rt
+        .block_on(latest.sync_with_peer(&addr, false, Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("sync_latest from {addr}: {e}"));
+    assert!(proofs.is_empty());
+    assert_eq!(
+        latest.get("/counter").expect("get").map(|e| e.value),
+        Some(Value::from(42))
+    );
+    let op_log = latest.oplog(&oplog).expect("oplog opened");
+    assert_eq!(op_log.len(), 3, "the oplog's signed head is known");
+    assert!(
+        (0..3).all(|i| !op_log.has(i)),
+        "but its blocks were not downloaded"
+    );
+    assert!(
+        !matches!(latest.verify(), Ok(Verdict::Verified { .. })),
+        "without the oplog blocks the database cannot be verified"
+    );
+
     drop(db);
     // It reopens from its directory without the network.
     let mut again = Database::load(client_dir.path(), &key, Options::default()).expect("reload");

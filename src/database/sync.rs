@@ -8,12 +8,13 @@
 //! verifies every proof against the log's key), or follow a peer whose log forked (the fork is
 //! kept as evidence, see [`replication_fraud_proofs`]).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use super::{Database, DatabaseError, Options};
 use crate::log::{Log, LogStore};
-use crate::net::replicate::{Download, LogSet, ReplicateError, Replicator};
+use crate::net::replicate::{Download, LogSet, ReplicateError, Replicator, ReplicatorConfig};
 use crate::proof::{FraudProof, LogForkFraudProof};
 
 fn set_error(key: &[u8; 32], e: DatabaseError) -> ReplicateError {
@@ -119,6 +120,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<(), ReplicateError> {
+        rep.set_default_download(Download::HeadOnly);
         self.add_to_replicator(rep, Download::HeadOnly);
         self.sync_participants(rep, Download::HeadOnly, timeout)
             .await
@@ -131,6 +133,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<(), ReplicateError> {
+        rep.set_default_download(Download::Full);
         self.add_to_replicator(rep, Download::Full);
         self.sync_participants(rep, Download::Full, timeout).await
     }
@@ -202,6 +205,56 @@ impl Database {
         }
     }
 
+    /// Starts serving this database on `addr` (HOST:PORT, port 0 for any): returns the
+    /// replicator (keep calling [`Database::run_replication`] with it) and the bound address.
+    pub async fn serve(&self, addr: &str) -> Result<(Replicator, SocketAddr), ReplicateError> {
+        let mut rep = Replicator::new(ReplicatorConfig::default())?;
+        self.add_to_replicator(&mut rep, Download::Full);
+        let bound = rep.listen(addr).await?;
+        Ok((rep, bound))
+    }
+
+    /// Connects to `peer` (HOST:PORT) once and brings this database up to date with it: the
+    /// full history (`full`) or the latest state ([`Database::sync_latest`]). Returns the fraud
+    /// proofs gathered on the way (a peer serving a forked or split log; its data is not taken).
+    pub async fn sync_with_peer(
+        &mut self,
+        peer: &str,
+        full: bool,
+        timeout: Duration,
+    ) -> Result<Vec<FraudProof>, ReplicateError> {
+        let mut rep = Replicator::new(ReplicatorConfig::default())?;
+        self.add_to_replicator(
+            &mut rep,
+            if full {
+                Download::Full
+            } else {
+                Download::HeadOnly
+            },
+        );
+        rep.connect(peer).await?;
+        if full {
+            self.sync_full_history(&mut rep, timeout).await?;
+        } else {
+            self.sync_latest(&mut rep, timeout).await?;
+        }
+        Ok(replication_fraud_proofs(&rep))
+    }
+
+    /// Opens the database `key` from `dir`, first creating an empty replica of its index there
+    /// when the directory does not hold it (sync it with [`Database::sync_with_peer`]).
+    pub fn open_replica(
+        dir: &Path,
+        key: &[u8; 32],
+        options: Options,
+    ) -> Result<Database, DatabaseError> {
+        let store = LogStore::new(dir);
+        if !store.contains(key) {
+            Log::create_replica(store.storage_for(key), *key)?;
+        }
+        Database::load(dir, key, options)
+    }
+
     /// Opens (creating an empty replica of the index when absent) the database `key` in
     /// `dir`, connects to `peer` (HOST:PORT) and downloads its full history. The returned
     /// database is ready to [`Database::verify`].
@@ -213,11 +266,7 @@ impl Database {
         rep: &mut Replicator,
         timeout: Duration,
     ) -> Result<Database, ReplicateError> {
-        let store = LogStore::new(dir);
-        if !store.contains(key) {
-            Log::create_replica(store.storage_for(key), *key)?;
-        }
-        let mut db = Database::load(dir, key, options).map_err(|e| set_error(key, e))?;
+        let mut db = Database::open_replica(dir, key, options).map_err(|e| set_error(key, e))?;
         db.add_to_replicator(rep, Download::Full);
         rep.connect(peer).await?;
         db.sync_full_history(rep, timeout).await?;

@@ -11,6 +11,24 @@
 //! blocks (many requests in flight per peer, full or sparse download), follows live appends on
 //! either side (sync + range announcements), serves wants with bitfields.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use vitra::log::{Log, MemoryStorage, Storage};
+//! use vitra::net::replicate::{Download, Logs, Replicator, ReplicatorConfig};
+//! # async fn run(key: [u8; 32]) -> Result<(), vitra::net::replicate::ReplicateError> {
+//! let mut logs = Logs::new();
+//! logs.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key)?);
+//! let mut rep = Replicator::new(ReplicatorConfig::default())?;
+//! rep.add_core_with(key, Download::Full);
+//! rep.connect("127.0.0.1:4000").await?;
+//! rep.sync(&mut logs, Duration::from_secs(30)).await?; // every block, verified
+//! // Keep following: handle events as they come (appends on either side).
+//! while let Some(event) = rep.next_event().await {
+//!     rep.handle(&mut logs, event);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! What it must never do: store anything a peer sent before [`Log::verify_and_apply_proof`]
 //! accepted it; follow a peer whose fork id for a core is higher than ours once we hold
 //! verified blocks (it keeps both signed heads as [`ForkEvidence`] instead); or let one peer's
@@ -586,6 +604,12 @@ impl Replicator {
         for peer in peers {
             self.open(peer, key);
         }
+    }
+
+    /// The download mode of cores added later without one (e.g. oplogs a database finds in
+    /// its index while replicating).
+    pub fn set_default_download(&mut self, download: Download) {
+        self.config.default_download = download;
     }
 
     /// Adds `blocks` to a sparse core's wanted set (switching a head-only core to sparse).
@@ -1460,8 +1484,9 @@ impl Replicator {
         self.handle(&mut Wrap(set), ev);
     }
 
-    /// Runs until every core is synced (see [`Replicator::is_synced`]) with at least one
-    /// synced peer each, or `timeout` passes.
+    /// Runs until every core we do not write is synced (see [`Replicator::is_synced`]) with
+    /// at least one synced peer each, or `timeout` passes (a core no peer serves ends in
+    /// [`ReplicateError::Timeout`], naming where each core stood).
     pub async fn sync<S: LogSet + ?Sized>(
         &mut self,
         set: &mut S,
@@ -1482,7 +1507,9 @@ impl Replicator {
                         None
                     }
                 }
-                r.has_synced_peer(k) && r.is_synced(&Ro(set), k)
+                // Our own writable logs need no peer.
+                set.log(k).is_some_and(Log::writable)
+                    || (r.has_synced_peer(k) && r.is_synced(&Ro(set), k))
             })
         })
         .await
