@@ -557,3 +557,29 @@ async fn an_empty_bootstrap_list_is_refused_rather_than_using_the_public_dht() {
         other => panic!("expected NoBootstrapNodes, got {other:?}"),
     }
 }
+
+/// A DHT request the `hyperswarm` crate cannot handle (PEER_HOLEPUNCH, which JS peers send to
+/// holepunch; the crate has `todo!()` there) stops the swarm with a typed error instead of
+/// taking the process down, and every later call on the swarm says so. (One UDP packet from
+/// anyone does this: the caller must be ready to start a new swarm.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dht_request_the_crate_cannot_handle_stops_the_swarm_with_a_typed_error() {
+    let mut js = JsSwarm::start("testnet-only", &random_topic()).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    let ours = swarm.local_addr().expect("our DHT address");
+    js.command(&format!("poke {ours} 1")).await;
+    let stopped = swarm.next_peer_within(Duration::from_secs(15)).await;
+    match &stopped {
+        Err(DiscoveryError::SwarmPanicked { during, .. }) => {
+            assert_eq!(*during, "running the swarm")
+        }
+        other => panic!("expected SwarmPanicked, got {other:?}"),
+    }
+    match swarm.join(random_topic(), true, true) {
+        Err(DiscoveryError::SwarmPanicked { .. }) | Err(DiscoveryError::SwarmStopped { .. }) => {}
+        other => panic!("join on a stopped swarm: expected a typed error, got {other:?}"),
+    }
+    js.stop().await;
+}
