@@ -379,11 +379,11 @@ async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
         .next_peer_within(Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
-    let hash = peer
-        .stream
-        .handshake_hash()
-        .expect("handshake hash of an established connection");
-    let is_initiator = peer.is_initiator;
+    let info = peer
+        .stream_info()
+        .expect("handshake hash and keys of an established connection");
+    assert_eq!(info.remote_public_key, peer.remote_public_key);
+    let (hash, is_initiator) = (info.handshake_hash, info.is_initiator);
     let mut frames = Frames::new(peer);
     let ours = wire::Handshake {
         seeks: true,
