@@ -583,3 +583,80 @@ async fn a_dht_request_the_crate_cannot_handle_stops_the_swarm_with_a_typed_erro
     }
     js.stop().await;
 }
+
+/// Lookups run when joining (and every ~10 min after, as JS): a peer that announces after our
+/// lookup is found by joining the topic again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_again_finds_a_peer_that_announced_after_our_lookup() {
+    let topic = random_topic();
+    let mut js = JsSwarm::start("server", &topic).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(topic, false, true).expect("join");
+    swarm.flush(Duration::from_secs(20)).await.expect("flush");
+    match swarm.next_peer_within(Duration::from_secs(1)).await {
+        Err(DiscoveryError::Timeout { .. }) => {}
+        other => panic!("nobody announced yet, got {other:?}"),
+    }
+    js.command("join").await;
+    let joined = js.wait_for("joined", 30).await;
+    swarm.join(topic, false, true).expect("join again");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: the new lookup found no peer: {e}"));
+    assert_eq!(
+        Some(hex::encode(peer.remote_public_key).as_str()),
+        joined["publicKey"].as_str()
+    );
+    js.stop().await;
+}
+
+/// Two vitra swarms on the same (JS) testnet: one announces, the other looks up; they connect
+/// and carry messages both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rust_swarms_find_each_other() {
+    let js = JsSwarm::start("testnet-only", &random_topic()).await;
+    let topic = random_topic();
+    let server = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .expect("server swarm");
+    server.join(topic, true, false).expect("announce");
+    server
+        .flush(Duration::from_secs(20))
+        .await
+        .expect("announce flushed");
+    let client = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .expect("client swarm");
+    client.join(topic, false, true).expect("look up");
+    let mut dialed = client
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("client found no peer: {e}"));
+    let mut accepted = server
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("server accepted no peer: {e}"));
+    assert_eq!(dialed.remote_public_key, server.public_key());
+    assert!(dialed.is_initiator && !accepted.is_initiator);
+    assert_eq!(
+        dialed.stream_info().map(|i| i.handshake_hash),
+        accepted.stream_info().map(|i| i.handshake_hash),
+        "both sides agree on the handshake hash"
+    );
+    dialed.stream.send(b"to server").expect("send");
+    accepted.stream.send(b"to client").expect("send");
+    assert_eq!(recv_one(&mut accepted.stream).await, b"to server");
+    assert_eq!(recv_one(&mut dialed.stream).await, b"to client");
+    js.stop().await;
+}
+
+async fn recv_one(stream: &mut vitra::net::discovery::SwarmStream) -> Vec<u8> {
+    tokio::time::timeout(Duration::from_secs(10), stream.recv())
+        .await
+        .expect("nothing within 10 s")
+        .expect("recv")
+        .expect("stream ended")
+}
