@@ -660,3 +660,27 @@ async fn recv_one(stream: &mut vitra::net::discovery::SwarmStream) -> Vec<u8> {
         .expect("recv")
         .expect("stream ended")
 }
+
+/// What two Vitra peers do: both join the topic as server and client (JS Vitra's default), so
+/// each may dial the other; we end up with a working connection to the JS peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_announcing_and_looking_up_end_with_a_working_connection() {
+    let topic = random_topic();
+    let mut js = JsSwarm::start("both", &topic).await;
+    js.command("join").await;
+    let joined = js.wait_for("joined", 30).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(topic, true, true).expect("join both ways");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer: {e}"));
+    assert_eq!(
+        Some(hex::encode(peer.remote_public_key).as_str()),
+        joined["publicKey"].as_str()
+    );
+    exchange_messages(peer, &mut js).await;
+    js.stop().await;
+}
