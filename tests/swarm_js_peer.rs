@@ -684,3 +684,18 @@ async fn both_sides_announcing_and_looking_up_end_with_a_working_connection() {
     exchange_messages(peer, &mut js).await;
     js.stop().await;
 }
+
+/// A local UDP address that is taken is a typed error naming it, before any DHT traffic.
+#[tokio::test]
+async fn a_taken_local_port_is_a_typed_bind_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback UDP socket");
+    let addr = taken.local_addr().expect("its address");
+    let config = SwarmConfig {
+        bind: addr,
+        ..SwarmConfig::new(vec![addr])
+    };
+    match Swarm::bind(config).await {
+        Err(DiscoveryError::Bind { addr: a, .. }) => assert_eq!(a, addr),
+        other => panic!("expected Bind, got {other:?}"),
+    }
+}

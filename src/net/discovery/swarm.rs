@@ -233,19 +233,19 @@ impl Swarm {
             }
         };
         // Never empty here: the crate would fall back to the public DHT on an empty list.
-        let seeds = seed_nodes(&given, config.bind, config.bootstrap_timeout).await?;
         let bind = config.bind;
         // Ephemeral: other DHT nodes do not put us in their routing tables, so strangers do
         // not send us DHT requests (mutable/immutable storage, holepunch relays) that reach
-        // the crate's `todo!()` paths.
+        // the crate's `todo!()` paths. Bound first, so that a taken port fails at once.
         let dht = DhtConfig::default()
-            .set_bootstrap_nodes(&seeds)
             .set_ephemeral(true)
             .bind(bind)
             .map_err(|e| DiscoveryError::Bind {
                 addr: bind,
                 source: std::io::Error::other(e.to_string()),
             })?;
+        let seeds = seed_nodes(&given, bind, config.bootstrap_timeout).await?;
+        let dht = dht.set_bootstrap_nodes(&seeds);
         let swarm_config = hyperswarm::SwarmConfig::new(dht).max_peers(config.max_peers);
         let inner = std::panic::AssertUnwindSafe(hyperswarm::Swarm::with_config(swarm_config))
             .catch_unwind()
