@@ -13,6 +13,7 @@
 // On each connection the JS peer opens protomux channel "vitra-swarm-test" (handshake c.string
 // "js-hello") and answers every message `text` with "echo:" + text, and sends "from-js" once open.
 // stdin commands, one a line: "join" joins the topic (so the Rust side can announce first),
+// "poke HOST:PORT N" sends one DHT request with command N to that node ({event:'poked'}),
 // "exit" (or end of stdin) tears everything down; a 60 s safety timeout does too.
 const createTestnet = require('@hyperswarm/testnet')
 const Hyperswarm = require('hyperswarm')
@@ -38,6 +39,22 @@ async function main() {
   let joining = null
   process.stdin.on('data', (d) => {
     const text = String(d)
+    const poke = text.match(/poke (\S+):(\d+) (\d+)/)
+    if (poke) {
+      // One raw DHT request (command number poke[3]) from a testnet node to that address, as
+      // any DHT node may send: e.g. 1 = PEER_HOLEPUNCH, which JS peers send to holepunch.
+      const [, host, port, command] = poke
+      testnet.nodes[1]
+        .request(
+          { token: null, command: Number(command), target: Buffer.alloc(32), value: null },
+          { host, port: Number(port) },
+          { retry: false }
+        )
+        .then(
+          (res) => out({ event: 'poked', error: res.error }),
+          (err) => out({ event: 'poked', failed: String(err.code || err.message) })
+        )
+    }
     if (text.includes('exit')) teardown()
     else if (text.includes('join') && !joining && mode !== 'testnet-only') {
       joining = join().catch((err) => {

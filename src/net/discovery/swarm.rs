@@ -7,11 +7,26 @@
 //! Each connection is pumped by a task of its own into a [`SwarmStream`], so a slow or dead
 //! peer never stalls the DHT or another peer.
 //!
-//! Limits of the crate (measured against JS HyperDHT 6 / Hyperswarm 4.17): no hole punching
-//! and no relaying, so only peers whose UDP address is reachable directly connect (same host,
-//! same LAN, or a public address / forwarded port); the local key pair is chosen by the crate
-//! (random per swarm), not by us; an ended UDX stream is not reported, so a vanished peer is
-//! noticed by the idle timeout (keep-alives are sent, as JS Hyperswarm does).
+//! What works (tested against JS Hyperswarm 4.17 / HyperDHT 6 on a local testnet): we find a
+//! JS peer announcing a topic and it finds us announcing one; the connection carries
+//! protomux and Hypercore replication (capabilities bound to its handshake hash).
+//!
+//! Limits of the crate, and what we do about them:
+//! - It starts every lookup and announce from its bootstrap nodes only, and stops at an error
+//!   reply, which JS bootstrap nodes give: we first walk the DHT with a throwaway node and
+//!   give the swarm the nodes found as its starting points (`seed_nodes`).
+//! - No hole punching and no relaying: only peers whose UDP address is reachable directly
+//!   connect (same host or LAN, a public address, a forwarded port).
+//! - `todo!()`/`unwrap` on some requests (PEER_HOLEPUNCH, unknown commands): one UDP packet
+//!   stops the swarm (as [`DiscoveryError::SwarmPanicked`], never the process); our node is
+//!   ephemeral so that strangers do not route such requests to it, but anyone knowing our
+//!   address can still send one. After that, start a new [`Swarm`].
+//! - It chooses the key pair (random per swarm; connections we dial use yet another key).
+//! - Its connection stream wakes itself on every poll: the driver polls it every 5 ms instead.
+//! - An ended UDX stream is not reported: a vanished peer is noticed by the idle timeout
+//!   (keep-alives are sent, as JS Hyperswarm does).
+//! - Its debug assertions fire on what current JS sends: Cargo.toml builds the DHT crates
+//!   without them in the dev profile too.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +38,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{guard, panic_message, DiscoveryError};
+use crate::net::stream::StreamInfo;
 use crate::net::NetError;
 
 /// Which DHT to join.
@@ -92,6 +108,20 @@ pub struct SwarmPeer {
     pub topics: Vec<[u8; 32]>,
     /// The encrypted message stream to the peer.
     pub stream: SwarmStream,
+}
+
+impl SwarmPeer {
+    /// What the handshake established, in the form [`Connection::info`](crate::net::Connection::info)
+    /// gives for a TCP connection (keys, role, handshake hash for Hypercore capabilities);
+    /// `None` if the crate does not report the handshake hash or our key.
+    pub fn stream_info(&self) -> Option<StreamInfo> {
+        Some(StreamInfo {
+            is_initiator: self.is_initiator,
+            public_key: self.stream.local_public_key()?,
+            remote_public_key: self.remote_public_key,
+            handshake_hash: self.stream.handshake_hash()?,
+        })
+    }
 }
 
 /// The encrypted message stream of one swarm connection: the plaintext messages that JS
@@ -203,19 +233,19 @@ impl Swarm {
             }
         };
         // Never empty here: the crate would fall back to the public DHT on an empty list.
-        let seeds = seed_nodes(&given, config.bind, config.bootstrap_timeout).await?;
         let bind = config.bind;
         // Ephemeral: other DHT nodes do not put us in their routing tables, so strangers do
         // not send us DHT requests (mutable/immutable storage, holepunch relays) that reach
-        // the crate's `todo!()` paths.
+        // the crate's `todo!()` paths. Bound first, so that a taken port fails at once.
         let dht = DhtConfig::default()
-            .set_bootstrap_nodes(&seeds)
             .set_ephemeral(true)
             .bind(bind)
             .map_err(|e| DiscoveryError::Bind {
                 addr: bind,
                 source: std::io::Error::other(e.to_string()),
             })?;
+        let seeds = seed_nodes(&given, bind, config.bootstrap_timeout).await?;
+        let dht = dht.set_bootstrap_nodes(&seeds);
         let swarm_config = hyperswarm::SwarmConfig::new(dht).max_peers(config.max_peers);
         let inner = std::panic::AssertUnwindSafe(hyperswarm::Swarm::with_config(swarm_config))
             .catch_unwind()
