@@ -1154,7 +1154,9 @@ impl Log {
         if let Some(b) = &proof.block {
             let off = self.batch_byte_offset(&batch, 2 * b.index)?;
             self.files.data.write_at(off, &b.value)?;
-            self.files.data.sync()?;
+            if self.durability() == super::Durability::Synced {
+                self.files.data.sync()?;
+            }
         }
         let entry = Entry {
             user_data: None,
@@ -1298,7 +1300,9 @@ impl Log {
         if let Some(b) = &proof.block {
             let off = self.batch_byte_offset(&batch, 2 * b.index)?;
             self.files.data.write_at(off, &b.value)?;
-            self.files.data.sync()?;
+            if self.durability() == super::Durability::Synced {
+                self.files.data.sync()?;
+            }
             self.write_entry(&Entry {
                 bitfield: Some(BitfieldUpdate {
                     drop: false,
