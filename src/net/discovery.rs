@@ -25,7 +25,7 @@ pub mod direct;
 pub mod swarm;
 
 pub use direct::{connect_direct, DirectListener};
-pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmStream};
+pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmReader, SwarmStream, SwarmWriter};
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
