@@ -178,6 +178,18 @@ mod tests {
     }
 
     #[test]
+    fn handles_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Swarm>();
+        send::<SwarmPeer>();
+        send::<SwarmReader>();
+        send::<SwarmWriter>();
+        send_sync::<DirectListener>();
+        send_sync::<DiscoveryError>();
+    }
+
+    #[test]
     fn guard_turns_a_panic_into_a_typed_error() {
         let r: Result<(), _> = guard("testing", || panic!("boom"));
         match r {
