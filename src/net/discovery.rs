@@ -14,6 +14,20 @@
 //! plaintext messages (protomux frames) as our [`SecretStream`](super::SecretStream), but is
 //! not one, so a [`Connection`](super::Connection) cannot be built over it yet.
 //!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//! use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig};
+//! # async fn run(log_key: [u8; 32]) -> Result<(), DiscoveryError> {
+//! let bootstrap = SocketAddr::from(([127, 0, 0, 1], 49737)); // a private DHT (--bootstrap)
+//! let swarm = Swarm::bind(SwarmConfig::new(vec![bootstrap])).await?;
+//! swarm.join(vitra::net::wire::discovery_key(&log_key), true, true)?; // announce + look up
+//! let mut peer = swarm.next_peer_within(Duration::from_secs(30)).await?;
+//! let info = peer.stream_info(); // keys, role, handshake hash (Hypercore capabilities)
+//! peer.stream.send(b"one protomux frame").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! This module must never contact a network the caller did not name: the public DHT is used
 //! only with [`Bootstrap::Public`], never as a fallback. It must never panic or take the
 //! process down on anything a peer or DHT node sends: every call into the `hyperswarm` crate
