@@ -723,3 +723,34 @@ async fn a_taken_local_port_is_a_typed_bind_error() {
         other => panic!("expected Bind, got {other:?}"),
     }
 }
+
+/// Closing our end of a swarm connection closes it for the JS peer too (no waiting for a
+/// timeout), while we keep reading what was already received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_our_stream_closes_the_js_connection() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let topic = random_topic();
+    let mut js = JsSwarm::start("server", &topic).await;
+    js.command("join").await;
+    js.wait_for("joined", 30).await;
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm.join(topic, false, true).expect("join");
+    let mut peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer: {e}"));
+    let conn = js.wait_for("connection", 15).await;
+    peer.stream.close();
+    let closed = js.wait_for("close", 10).await;
+    assert_eq!(closed["remotePublicKey"], conn["remotePublicKey"]);
+    assert!(
+        matches!(
+            peer.stream.send(b"after close").await,
+            Err(NetError::ConnectionClosed { .. })
+        ),
+        "sending after close is refused"
+    );
+    js.stop().await;
+}

@@ -135,7 +135,10 @@ impl SwarmPeer {
 pub struct SwarmStream {
     reader: SwarmReader,
     writer: SwarmWriter,
-    conn: hyperswarm::Connection,
+    /// Read when the connection was handed over: holding the crate's connection would keep
+    /// its UDX stream open (and the peer connected) after we close.
+    handshake_hash: Option<[u8; 64]>,
+    local_public_key: Option<[u8; 32]>,
 }
 
 /// The receiving half of a [`SwarmStream`].
@@ -208,27 +211,20 @@ impl SwarmStream {
         (self.reader, self.writer)
     }
 
-    /// The 64-byte Noise handshake hash (what Hypercore capabilities are bound to), once the
-    /// handshake has completed.
+    /// The 64-byte Noise handshake hash (what Hypercore capabilities are bound to); `None`
+    /// if the crate did not report it.
     pub fn handshake_hash(&self) -> Option<[u8; 64]> {
-        let hash = guard("reading the handshake hash", || {
-            hyperswarm::Connection::handshake_hash(&self.conn)
-        })
-        .ok()??;
-        hash.try_into().ok()
+        self.handshake_hash
     }
 
     /// Our static public key on this connection, as the peer sees it. For connections we
     /// accepted it is [`Swarm::public_key`]; for connections we dialed the crate uses its DHT
     /// node's own key pair, which differs.
     pub fn local_public_key(&self) -> Option<[u8; 32]> {
-        guard("reading our public key", || {
-            hypercore_handshake::CipherTrait::local_public_key(&self.conn)
-        })
-        .ok()
+        self.local_public_key
     }
 
-    /// Ends the connection (what is queued is still sent).
+    /// Ends the connection (what is queued is still sent); the peer sees it close.
     pub fn close(&mut self) {
         self.writer.out = None;
     }
@@ -558,10 +554,20 @@ async fn drive(
 
 impl SwarmStream {
     fn start(conn: hyperswarm::Connection, config: &SwarmConfig) -> SwarmStream {
+        let handshake_hash = guard("reading the handshake hash", || {
+            hyperswarm::Connection::handshake_hash(&conn)
+        })
+        .ok()
+        .flatten()
+        .and_then(|h| <[u8; 64]>::try_from(h).ok());
+        let local_public_key = guard("reading our public key", || {
+            hypercore_handshake::CipherTrait::local_public_key(&conn)
+        })
+        .ok();
         let (out_tx, out_rx) = mpsc::channel(config.buffer.max(1));
         let (in_tx, in_rx) = mpsc::channel(config.buffer.max(1));
         tokio::spawn(pump(
-            conn.clone(),
+            conn,
             out_rx,
             in_tx,
             config.idle_timeout,
@@ -573,7 +579,8 @@ impl SwarmStream {
                 ended: None,
             },
             writer: SwarmWriter { out: Some(out_tx) },
-            conn,
+            handshake_hash,
+            local_public_key,
         }
     }
 }
