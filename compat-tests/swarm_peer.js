@@ -31,6 +31,8 @@ async function main() {
 
   let swarm = null
   const teardown = async () => {
+    // Closing waits for open connections to end; do not let that hold the test up.
+    setTimeout(() => process.exit(0), 1000).unref()
     if (swarm) await swarm.destroy().catch(() => {})
     await testnet.destroy().catch(() => {})
     process.exit(0)

@@ -14,6 +14,20 @@
 //! plaintext messages (protomux frames) as our [`SecretStream`](super::SecretStream), but is
 //! not one, so a [`Connection`](super::Connection) cannot be built over it yet.
 //!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//! use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig};
+//! # async fn run(log_key: [u8; 32]) -> Result<(), DiscoveryError> {
+//! let bootstrap = SocketAddr::from(([127, 0, 0, 1], 49737)); // a private DHT (--bootstrap)
+//! let swarm = Swarm::bind(SwarmConfig::new(vec![bootstrap])).await?;
+//! swarm.join(vitra::net::wire::discovery_key(&log_key), true, true)?; // announce + look up
+//! let mut peer = swarm.next_peer_within(Duration::from_secs(30)).await?;
+//! let info = peer.stream_info(); // keys, role, handshake hash (Hypercore capabilities)
+//! peer.stream.send(b"one protomux frame").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! This module must never contact a network the caller did not name: the public DHT is used
 //! only with [`Bootstrap::Public`], never as a fallback. It must never panic or take the
 //! process down on anything a peer or DHT node sends: every call into the `hyperswarm` crate
@@ -25,7 +39,7 @@ pub mod direct;
 pub mod swarm;
 
 pub use direct::{connect_direct, DirectListener};
-pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmStream};
+pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmReader, SwarmStream, SwarmWriter};
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -175,6 +189,18 @@ mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    #[test]
+    fn handles_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Swarm>();
+        send::<SwarmPeer>();
+        send::<SwarmReader>();
+        send::<SwarmWriter>();
+        send_sync::<DirectListener>();
+        send_sync::<DiscoveryError>();
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub struct SwarmConfig {
     pub keep_alive: Duration,
     /// Most connections the swarm keeps at once.
     pub max_peers: usize,
-    /// Messages buffered per connection before we stop reading from it.
+    /// Messages buffered per connection and direction: received ones before we stop reading
+    /// from the peer, and ones waiting to be sent before [`SwarmWriter::send`] waits.
     pub buffer: usize,
     /// [`Swarm::bind`] waits at most this long for its first walk of the DHT (see
     /// `seed_nodes`).
@@ -127,26 +128,33 @@ impl SwarmPeer {
 /// The encrypted message stream of one swarm connection: the plaintext messages that JS
 /// Hyperswarm's `connection` (a `@hyperswarm/secret-stream`) writes and reads, e.g. protomux
 /// frames (see [`crate::net::protomux`]). Dropping it (or [`SwarmStream::close`]) ends the
-/// connection.
+/// connection. [`SwarmStream::into_split`] gives halves shaped like
+/// [`SecretReader`](crate::net::stream::SecretReader) /
+/// [`SecretWriter`](crate::net::stream::SecretWriter).
 #[derive(Debug)]
 pub struct SwarmStream {
-    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    reader: SwarmReader,
+    writer: SwarmWriter,
+    /// Read when the connection was handed over: holding the crate's connection would keep
+    /// its UDX stream open (and the peer connected) after we close.
+    handshake_hash: Option<[u8; 64]>,
+    local_public_key: Option<[u8; 32]>,
+}
+
+/// The receiving half of a [`SwarmStream`].
+#[derive(Debug)]
+pub struct SwarmReader {
     incoming: mpsc::Receiver<Result<Vec<u8>, NetError>>,
-    conn: hyperswarm::Connection,
     ended: Option<String>,
 }
 
-impl SwarmStream {
-    /// Queues one message to send (an empty message is a keep-alive). Fails with
-    /// [`NetError::ConnectionClosed`] once the connection has ended.
-    pub fn send(&self, msg: &[u8]) -> Result<(), NetError> {
-        let closed = || NetError::ConnectionClosed {
-            reason: "the swarm connection has ended".to_string(),
-        };
-        let out = self.out.as_ref().ok_or_else(closed)?;
-        out.send(msg.to_vec()).map_err(|_| closed())
-    }
+/// The sending half of a [`SwarmStream`]; dropping it ends the connection.
+#[derive(Debug)]
+pub struct SwarmWriter {
+    out: Option<mpsc::Sender<Vec<u8>>>,
+}
 
+impl SwarmReader {
     /// The next message (keep-alives are skipped). `Ok(None)`: the connection ended without
     /// an error (we closed it); after an error every call returns
     /// [`NetError::ConnectionClosed`] with the reason.
@@ -165,30 +173,60 @@ impl SwarmStream {
             None => Ok(None),
         }
     }
+}
 
-    /// The 64-byte Noise handshake hash (what Hypercore capabilities are bound to), once the
-    /// handshake has completed.
+impl SwarmWriter {
+    /// Queues one message to send (an empty message is a keep-alive), waiting while the
+    /// queue ([`SwarmConfig::buffer`] messages) is full. Fails with
+    /// [`NetError::ConnectionClosed`] once the connection has ended.
+    pub async fn send(&mut self, msg: &[u8]) -> Result<(), NetError> {
+        let closed = || NetError::ConnectionClosed {
+            reason: "the swarm connection has ended".to_string(),
+        };
+        let out = self.out.as_ref().ok_or_else(closed)?;
+        out.send(msg.to_vec()).await.map_err(|_| closed())
+    }
+
+    /// Ends the connection once what is queued has been sent.
+    pub async fn close(&mut self) -> Result<(), NetError> {
+        self.out = None;
+        Ok(())
+    }
+}
+
+impl SwarmStream {
+    /// See [`SwarmWriter::send`].
+    pub async fn send(&mut self, msg: &[u8]) -> Result<(), NetError> {
+        self.writer.send(msg).await
+    }
+
+    /// See [`SwarmReader::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        self.reader.recv().await
+    }
+
+    /// Splits into halves that can be used from different tasks (read keys and the
+    /// handshake hash first: [`SwarmPeer::stream_info`]).
+    pub fn into_split(self) -> (SwarmReader, SwarmWriter) {
+        (self.reader, self.writer)
+    }
+
+    /// The 64-byte Noise handshake hash (what Hypercore capabilities are bound to); `None`
+    /// if the crate did not report it.
     pub fn handshake_hash(&self) -> Option<[u8; 64]> {
-        let hash = guard("reading the handshake hash", || {
-            hyperswarm::Connection::handshake_hash(&self.conn)
-        })
-        .ok()??;
-        hash.try_into().ok()
+        self.handshake_hash
     }
 
     /// Our static public key on this connection, as the peer sees it. For connections we
     /// accepted it is [`Swarm::public_key`]; for connections we dialed the crate uses its DHT
     /// node's own key pair, which differs.
     pub fn local_public_key(&self) -> Option<[u8; 32]> {
-        guard("reading our public key", || {
-            hypercore_handshake::CipherTrait::local_public_key(&self.conn)
-        })
-        .ok()
+        self.local_public_key
     }
 
-    /// Ends the connection (what is queued is still sent).
+    /// Ends the connection (what is queued is still sent); the peer sees it close.
     pub fn close(&mut self) {
-        self.out = None;
+        self.writer.out = None;
     }
 }
 
@@ -516,20 +554,33 @@ async fn drive(
 
 impl SwarmStream {
     fn start(conn: hyperswarm::Connection, config: &SwarmConfig) -> SwarmStream {
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let handshake_hash = guard("reading the handshake hash", || {
+            hyperswarm::Connection::handshake_hash(&conn)
+        })
+        .ok()
+        .flatten()
+        .and_then(|h| <[u8; 64]>::try_from(h).ok());
+        let local_public_key = guard("reading our public key", || {
+            hypercore_handshake::CipherTrait::local_public_key(&conn)
+        })
+        .ok();
+        let (out_tx, out_rx) = mpsc::channel(config.buffer.max(1));
         let (in_tx, in_rx) = mpsc::channel(config.buffer.max(1));
         tokio::spawn(pump(
-            conn.clone(),
+            conn,
             out_rx,
             in_tx,
             config.idle_timeout,
             config.keep_alive,
         ));
         SwarmStream {
-            out: Some(out_tx),
-            incoming: in_rx,
-            conn,
-            ended: None,
+            reader: SwarmReader {
+                incoming: in_rx,
+                ended: None,
+            },
+            writer: SwarmWriter { out: Some(out_tx) },
+            handshake_hash,
+            local_public_key,
         }
     }
 }
@@ -538,7 +589,7 @@ impl SwarmStream {
 /// the idle timeout; ends on error, on the stream being dropped or closed, or on a panic.
 async fn pump(
     conn: hyperswarm::Connection,
-    mut out_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut out_rx: mpsc::Receiver<Vec<u8>>,
     in_tx: mpsc::Sender<Result<Vec<u8>, NetError>>,
     idle_timeout: Duration,
     keep_alive: Duration,
