@@ -786,3 +786,58 @@ async fn closing_our_stream_closes_the_js_connection() {
     );
     js.stop().await;
 }
+
+/// The whole path JS Vitra peers take: a JS Hypercore 11 (compat) core joins its discovery
+/// key; we find it on the swarm, run a replication [`vitra::net::Connection`] over the swarm
+/// connection, and our replication engine downloads and verifies every block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replication_engine_syncs_a_js_core_found_on_the_swarm() {
+    use vitra::log::{Log, MemoryStorage, Storage};
+    use vitra::net::replicate::{Download, Logs, Replicator, ReplicatorConfig};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut js = JsSwarm::start("core", &[0; 32]).await;
+    js.command("join").await;
+    let core = js.wait_for("core", 30).await;
+    let key: [u8; 32] = core["key"]
+        .as_str()
+        .and_then(|k| hex::decode(k).ok())
+        .and_then(|k| k.try_into().ok())
+        .unwrap_or_else(|| panic!("JS side printed a bad core key: {core}"));
+    js.wait_for("joined", 30).await;
+
+    let swarm = Swarm::bind(loopback_config(js.bootstrap))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
+    swarm
+        .join(wire::discovery_key(&key), false, true)
+        .expect("join the discovery key");
+    let peer = swarm
+        .next_peer_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
+
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    let conn = peer
+        .into_connection(ReplicatorConfig::default().connection)
+        .expect("the swarm reported the handshake")
+        .expect("a connection over the swarm stream");
+    let mut logs = Logs::new();
+    logs.insert(
+        Log::create_replica(Storage::Memory(MemoryStorage::default()), key).expect("replica"),
+    );
+    rep.add_core_with(key, Download::Full);
+    rep.add_connection(conn);
+    rep.sync(&mut logs, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("Rust side: replication over the swarm failed: {e}"));
+    let log = logs.get(&key).expect("the replica");
+    assert_eq!(log.len(), 3, "every block of the JS core");
+    for i in 0..3 {
+        assert_eq!(
+            log.get(i).expect("read"),
+            Some(format!("core-block-{i}").into_bytes()),
+            "block {i} verified and stored"
+        );
+    }
+    js.stop().await;
+}

@@ -26,6 +26,46 @@ use super::stream::{SecretReader, SecretStream, SecretStreamConfig, SecretWriter
 use super::wire::{self, Message};
 use super::NetError;
 
+/// The receiving half of an encrypted message stream a [`Connection`] can run on: the secret
+/// stream of a direct connection, or a Hyperswarm connection.
+pub trait MessageReader: Send + 'static {
+    /// The next message; `Ok(None)` when the peer ended the stream cleanly.
+    fn recv(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, NetError>> + Send;
+}
+
+/// The sending half of an encrypted message stream a [`Connection`] can run on.
+pub trait MessageWriter: Send + 'static {
+    /// Sends one message (an empty one is a keep-alive).
+    fn send(
+        &mut self,
+        msg: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), NetError>> + Send;
+    /// Ends our direction of the stream.
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), NetError>> + Send;
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> MessageReader for SecretReader<R> {
+    fn recv(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, NetError>> + Send {
+        SecretReader::recv(self)
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> MessageWriter for SecretWriter<W> {
+    fn send(
+        &mut self,
+        msg: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), NetError>> + Send {
+        SecretWriter::send(self, msg)
+    }
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), NetError>> + Send {
+        SecretWriter::close(self)
+    }
+}
+
 /// Settings for a [`Connection`].
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
@@ -258,10 +298,23 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        let (reader, writer, info) = stream.into_split();
+        Connection::from_parts(reader, writer, info, config)
+    }
+
+    /// Starts multiplexing over the two halves of any encrypted message stream whose
+    /// handshake established `info` (e.g. a Hyperswarm connection:
+    /// `SwarmPeer::stream_info` and `SwarmStream::into_split`). Must be called inside a tokio
+    /// runtime with timers enabled.
+    pub fn from_parts<R: MessageReader, W: MessageWriter>(
+        reader: R,
+        writer: W,
+        info: StreamInfo,
+        config: ConnectionConfig,
+    ) -> Result<Connection, NetError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| NetError::NoRuntime {
             reason: e.to_string(),
         })?;
-        let (reader, writer, info) = stream.into_split();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let keep_alive = config.keep_alive;
@@ -665,7 +718,7 @@ impl Channel {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(mut reader: SecretReader<R>, shared: Arc<Shared>) {
+async fn read_loop<R: MessageReader>(mut reader: R, shared: Arc<Shared>) {
     let reason = loop {
         match reader.recv().await {
             Ok(Some(msg)) => {
@@ -837,8 +890,8 @@ async fn handle_frame(shared: &Shared, frame: Frame) -> Result<(), NetError> {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: SecretWriter<W>,
+async fn write_loop<W: MessageWriter>(
+    mut writer: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
     keep_alive: Option<Duration>,

@@ -681,3 +681,39 @@ async fn send(writer: &mut hyperswarm::Connection, msg: Vec<u8>) -> Option<NetEr
 mod hyperswarm_cipher {
     pub use hypercore_handshake::CipherEvent as Event;
 }
+
+impl crate::net::connection::MessageReader for SwarmReader {
+    fn recv(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, NetError>> + Send {
+        SwarmReader::recv(self)
+    }
+}
+
+impl crate::net::connection::MessageWriter for SwarmWriter {
+    fn send(
+        &mut self,
+        msg: &[u8],
+    ) -> impl std::future::Future<Output = Result<(), NetError>> + Send {
+        SwarmWriter::send(self, msg)
+    }
+    fn close(&mut self) -> impl std::future::Future<Output = Result<(), NetError>> + Send {
+        SwarmWriter::close(self)
+    }
+}
+
+impl SwarmPeer {
+    /// Starts a [`Connection`](crate::net::Connection) (protomux channels, Hypercore
+    /// replication) over this swarm connection, as over a direct one. `None` when the crate
+    /// did not report the handshake (keys and hash) that capabilities need.
+    pub fn into_connection(
+        self,
+        config: crate::net::ConnectionConfig,
+    ) -> Option<Result<crate::net::Connection, NetError>> {
+        let info = self.stream_info()?;
+        let (reader, writer) = self.stream.into_split();
+        Some(crate::net::Connection::from_parts(
+            reader, writer, info, config,
+        ))
+    }
+}
