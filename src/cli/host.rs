@@ -174,7 +174,10 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// `vitra serve`: holds the directory and answers commands until stopped (`vitra stop`,
 /// SIGINT or SIGTERM).
-pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
+///
+/// With `listen` (`HOST:PORT`) it also replicates the database with every peer that connects
+/// there ([`super::sync::Network`]), using the time between requests.
+pub fn serve(global: &GlobalArgs, listen: Option<&str>, out: &mut Output) -> Result<u8> {
     let dir = dir_of(global)?;
     if host_running(&dir) {
         return Err(CliError::Refused(format!(
@@ -215,7 +218,16 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
         hex::encode(session.db.key()),
         socket.display()
     ));
+    let mut network = match listen {
+        Some(addr) => {
+            let (net, bound) = super::sync::Network::listen(&session, addr)?;
+            out.line(format!("listening on {bound}"));
+            Some(net)
+        }
+        None => None,
+    };
     let _ = out.out.flush();
+    let idle = Duration::from_millis(20);
     let mut last_tick = Instant::now();
     let mut monitored_length = 0;
     while !STOP.load(Ordering::SeqCst) {
@@ -224,10 +236,16 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
                 if handle(&mut session, stream, out) {
                     break;
                 }
+                // Announce what the request appended without waiting for an idle moment.
+                if let Some(net) = network.as_mut() {
+                    net.work(&mut session, Duration::ZERO, out);
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match network.as_mut() {
+                // Idle: replicate instead of sleeping.
+                Some(net) => net.work(&mut session, idle, out),
+                None => std::thread::sleep(idle),
+            },
             Err(e) => out.eline(format!("host: accept failed: {e}")),
         }
         if last_tick.elapsed() >= Duration::from_millis(500) {
