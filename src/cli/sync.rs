@@ -217,10 +217,9 @@ impl Network {
         if proofs.len() > self.reported {
             for proof in proofs.iter().skip(self.reported) {
                 match session.save_fraud(proof) {
-                    Ok(id) => out.eline(format!(
-                        "violation: {} (fraud/{id}.json)",
-                        proof.summary()
-                    )),
+                    Ok(id) => {
+                        out.eline(format!("violation: {} (fraud/{id}.json)", proof.summary()))
+                    }
                     Err(e) => out.eline(format!("host: saving a fraud proof failed: {e}")),
                 }
             }
