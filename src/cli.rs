@@ -304,6 +304,8 @@ pub enum Command {
     /// With --listen HOST:PORT it also accepts peers over TCP and replicates the database to
     /// them (announcing new blocks as they are written) while following the participants'
     /// oplogs; it prints "listening on HOST:PORT" with the bound port (so port 0 works).
+    /// It also stays connected to each --peer (default: the "peers" vitra load stored in
+    /// vitra.json), so a replica follows its source live and serves its own oplog to it.
     ///
     /// Example: vitra serve --dir mydb --listen 0.0.0.0:7000 &
     #[command(verbatim_doc_comment)]
@@ -311,6 +313,9 @@ pub enum Command {
         /// Accept replication peers on this TCP address (e.g. 127.0.0.1:0).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
+        /// A peer to stay connected to (repeatable); default: vitra.json's "peers".
+        #[arg(long, value_name = "HOST:PORT")]
+        peer: Vec<String>,
     },
     /// Create a replica of database --key from a peer in --dir and download its full history.
     ///

@@ -166,3 +166,138 @@ fn sync_without_a_reachable_peer_fails_with_one_line() {
     assert_eq!(r.code, 1, "stderr: {}", r.stderr);
     assert!(r.stderr.contains("--key"), "{}", r.stderr);
 }
+
+/// A `vitra serve` without --listen on a replica directory (dialing the peer `load` stored).
+struct Host {
+    child: Child,
+}
+
+impl Host {
+    fn start(dir: &Path, log: &Path) -> Host {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("vitra"))
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("host log"))
+            .spawn()
+            .expect("spawn vitra serve");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !dir.join("server.sock").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica's host did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Host { child }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `vitra ARGS --dir DIR` until `accept(stdout)` holds (exit 0), for up to 30 s.
+fn eventually(dir: &Path, args: &[&str], what: &str, accept: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = run(dir, args);
+        if r.code == 0 && accept(&r.stdout) {
+            return r.stdout;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still not seen after 30 s; last `vitra {args:?}`: exit {}, stdout {:?}, stderr {:?}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_served_replica_follows_live_and_its_oplog_reaches_the_executor() {
+    let (tmp, server_dir, key) = init("kv.js");
+    ok(&server_dir, &["call", "claim", "--wait"], 0);
+    ok(
+        &server_dir,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "a", "value": 1}"#,
+            "--wait",
+        ],
+        0,
+    );
+    let server = Server::start(&server_dir, &tmp.path().join("server.log"));
+    let replica = tmp.path().join("replica");
+    ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server.addr],
+        0,
+    );
+    let _host = Host::start(&replica, &tmp.path().join("replica.log"));
+
+    // Appends by the executor reach the replica's host without `vitra sync`.
+    ok(
+        &server_dir,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "b", "value": 2}"#,
+            "--wait",
+        ],
+        0,
+    );
+    eventually(
+        &replica,
+        &["get", "/values/b"],
+        "the executor's new put on the replica",
+        |o| o.trim() == "2",
+    );
+
+    // The replica becomes a participant: its oplog is followed by the executor, whose result
+    // comes back to the replica.
+    let oplog = ok(&replica, &["oplog", "create"], 0).trim().to_owned();
+    let invite = format!(r#"{{"pubkey": "{oplog}"}}"#);
+    ok(
+        &server_dir,
+        &["call", "invite", "--params", &invite, "--wait"],
+        0,
+    );
+    eventually(
+        &replica,
+        &["info", "--json"],
+        "the invitation on the replica",
+        |o| {
+            json(o)["participants"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|k| k == oplog.as_str()))
+        },
+    );
+    ok(
+        &replica,
+        &["call", "put", "--params", r#"{"key": "c", "value": 3}"#],
+        0,
+    );
+    eventually(
+        &server_dir,
+        &["get", "/values/c"],
+        "the replica's put on the executor",
+        |o| o.trim() == "3",
+    );
+    eventually(
+        &replica,
+        &["get", "/values/c"],
+        "the executed put back on the replica",
+        |o| o.trim() == "3",
+    );
+    drop(server);
+}

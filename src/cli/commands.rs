@@ -207,7 +207,7 @@ pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Repl => super::repl::run(&cli.global),
-        Command::Serve { listen } => host::serve(&cli.global, listen.as_deref(), out),
+        Command::Serve { listen, peer } => host::serve(&cli.global, listen.as_deref(), &peer, out),
         Command::Load { peer, timeout } => super::sync::load(&cli.global, &peer, timeout, out),
         Command::Stop => host::stop(&dir_of(&cli.global)?, out),
         Command::Monitor { interval } => {

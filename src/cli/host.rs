@@ -176,8 +176,15 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// SIGINT or SIGTERM).
 ///
 /// With `listen` (`HOST:PORT`) it also replicates the database with every peer that connects
-/// there ([`super::sync::Network`]), using the time between requests.
-pub fn serve(global: &GlobalArgs, listen: Option<&str>, out: &mut Output) -> Result<u8> {
+/// there, and it stays connected to `peers` (default: the `"peers"` of `vitra.json`, which
+/// `vitra load` writes), following them live ([`super::sync::Network`]); replication uses
+/// the time between requests.
+pub fn serve(
+    global: &GlobalArgs,
+    listen: Option<&str>,
+    peers: &[String],
+    out: &mut Output,
+) -> Result<u8> {
     let dir = dir_of(global)?;
     if host_running(&dir) {
         return Err(CliError::Refused(format!(
@@ -218,14 +225,19 @@ pub fn serve(global: &GlobalArgs, listen: Option<&str>, out: &mut Output) -> Res
         hex::encode(session.db.key()),
         socket.display()
     ));
-    let mut network = match listen {
-        Some(addr) => {
-            let (net, bound) = super::sync::Network::listen(&session, addr)?;
-            out.line(format!("listening on {bound}"));
-            Some(net)
-        }
-        None => None,
+    let peers = if peers.is_empty() {
+        Config::read(&dir)?.map(|c| c.peers).unwrap_or_default()
+    } else {
+        peers.to_vec()
     };
+    let mut network = None;
+    if listen.is_some() || !peers.is_empty() {
+        let (net, bound) = super::sync::Network::start(&session, listen, &peers, out)?;
+        if let Some(bound) = bound {
+            out.line(format!("listening on {bound}"));
+        }
+        network = Some(net);
+    }
     let _ = out.out.flush();
     let idle = Duration::from_millis(20);
     let mut last_tick = Instant::now();

@@ -14,10 +14,13 @@ use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::replication_fraud_proofs;
 use crate::database::Database;
 use crate::log::Log;
-use crate::net::replicate::{Download, LogSet, Replicator, ReplicatorConfig};
+use crate::net::replicate::{Download, Event, LogSet, Replicator, ReplicatorConfig};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long `vitra serve` waits for a peer it dials, and between attempts while it is down.
+const REDIAL: Duration = Duration::from_secs(5);
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -151,8 +154,9 @@ pub fn sync(
     Ok(EXIT_OK)
 }
 
-/// The replication side of `vitra serve --listen`: a listener, the replicator serving the
-/// session's logs, and a snapshot of their lengths to announce what changed.
+/// The replication side of `vitra serve`: a listener (`--listen`), peers it dials and
+/// re-dials (`--peer`, or the peers of a replica's `vitra.json`), the replicator serving and
+/// following the session's logs, and a snapshot of their lengths to announce what changed.
 pub struct Network {
     rt: tokio::runtime::Runtime,
     rep: Replicator,
@@ -160,23 +164,62 @@ pub struct Network {
     lengths: Vec<([u8; 32], u64, u64)>,
     /// How many pieces of evidence were already saved.
     reported: usize,
+    /// Peers to stay connected to: address, connection id while up, last attempt.
+    dialed: Vec<(String, Option<u64>, Option<Instant>)>,
 }
 
 impl Network {
-    /// Listens on `addr` for peers of the session's database; returns the bound address.
-    pub fn listen(session: &Session, addr: &str) -> Result<(Network, SocketAddr)> {
+    /// Starts replicating the session's database: listens on `listen` when given (returning
+    /// the bound address) and dials `peers` (now and whenever their connection drops).
+    pub fn start(
+        session: &Session,
+        listen: Option<&str>,
+        peers: &[String],
+        out: &mut Output,
+    ) -> Result<(Network, Option<SocketAddr>)> {
         let rt = runtime()?;
         let mut rep = Replicator::new(ReplicatorConfig::default())?;
         session.db.add_to_replicator(&mut rep, Download::Full);
-        let bound = rt.block_on(rep.listen(addr))?;
+        let bound = match listen {
+            Some(addr) => Some(rt.block_on(rep.listen(addr))?),
+            None => None,
+        };
         let mut net = Network {
             rt,
             rep,
             lengths: Vec::new(),
             reported: 0,
+            dialed: peers.iter().map(|p| (p.clone(), None, None)).collect(),
         };
         net.lengths = net.snapshot(&session.db);
+        net.redial(out);
         Ok((net, bound))
+    }
+
+    /// Dials the peers that are down and were not tried for [`REDIAL`].
+    fn redial(&mut self, out: &mut Output) {
+        let Network {
+            rt, rep, dialed, ..
+        } = self;
+        for (addr, id, last) in dialed.iter_mut() {
+            if id.is_some() || last.is_some_and(|t| t.elapsed() < REDIAL) {
+                continue;
+            }
+            let first = last.is_none();
+            *last = Some(Instant::now());
+            match rt.block_on(tokio::time::timeout(REDIAL, rep.connect(addr))) {
+                Ok(Ok(peer)) => {
+                    *id = Some(peer);
+                    out.eline(format!("host: connected to peer {addr}"));
+                }
+                Ok(Err(e)) if first => out.eline(format!("host: peer {addr}: {e}")),
+                Err(_) if first => out.eline(format!(
+                    "host: peer {addr}: no answer within {} s",
+                    REDIAL.as_secs()
+                )),
+                _ => {}
+            }
+        }
     }
 
     fn snapshot(&self, db: &Database) -> Vec<([u8; 32], u64, u64)> {
@@ -189,7 +232,7 @@ impl Network {
     /// Announces logs that changed since the last call (appends by the executor or by calls,
     /// blocks downloaded from a peer) and registers logs that appeared (new participants,
     /// created oplogs); then handles network events for up to `slot`; then saves new fork
-    /// evidence under `fraud/`.
+    /// evidence under `fraud/` and re-dials dropped peers.
     pub fn work(&mut self, session: &mut Session, slot: Duration, out: &mut Output) {
         let now = self.snapshot(&session.db);
         if now.len() != self.lengths.len()
@@ -205,11 +248,20 @@ impl Network {
             }
         }
         self.lengths = now;
-        let Network { rt, rep, .. } = self;
+        let Network {
+            rt, rep, dialed, ..
+        } = self;
         let db = &mut session.db;
         rt.block_on(async {
             let deadline = tokio::time::Instant::now() + slot;
             while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rep.next_event()).await {
+                if let Event::Disconnected { peer } = &ev {
+                    for (_, id, _) in dialed.iter_mut() {
+                        if *id == Some(*peer) {
+                            *id = None;
+                        }
+                    }
+                }
                 rep.handle(db, ev);
             }
         });
@@ -225,5 +277,6 @@ impl Network {
             }
             self.reported = proofs.len();
         }
+        self.redial(out);
     }
 }
