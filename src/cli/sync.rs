@@ -179,7 +179,10 @@ impl Network {
     ) -> Result<(Network, Option<SocketAddr>)> {
         let rt = runtime()?;
         let mut rep = Replicator::new(ReplicatorConfig::default())?;
-        session.db.add_to_replicator(&mut rep, Download::Full);
+        {
+            let _entered = rt.enter();
+            session.db.add_to_replicator(&mut rep, Download::Full);
+        }
         let bound = match listen {
             Some(addr) => Some(rt.block_on(rep.listen(addr))?),
             None => None,
@@ -207,7 +210,8 @@ impl Network {
             }
             let first = last.is_none();
             *last = Some(Instant::now());
-            match rt.block_on(tokio::time::timeout(REDIAL, rep.connect(addr))) {
+            // The timer needs the runtime's context: create it inside.
+            match rt.block_on(async { tokio::time::timeout(REDIAL, rep.connect(addr)).await }) {
                 Ok(Ok(peer)) => {
                     *id = Some(peer);
                     out.eline(format!("host: connected to peer {addr}"));
@@ -234,6 +238,9 @@ impl Network {
     /// created oplogs); then handles network events for up to `slot`; then saves new fork
     /// evidence under `fraud/` and re-dials dropped peers.
     pub fn work(&mut self, session: &mut Session, slot: Duration, out: &mut Output) {
+        // Announcing and opening channels spawn tasks on the runtime.
+        let handle = self.rt.handle().clone();
+        let _entered = handle.enter();
         let now = self.snapshot(&session.db);
         if now.len() != self.lengths.len()
             || now
