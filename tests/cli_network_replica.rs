@@ -137,6 +137,32 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
         verified["length"].as_u64(),
         Some(server_index_length(&server_dir))
     );
+
+    // The REPL's .sync and .syncall do the same.
+    ok(
+        &server_dir,
+        &["call", "increment", "--params", r#"{"by": 1}"#, "--wait"],
+        0,
+    );
+    let out = assert_cmd::Command::cargo_bin("vitra")
+        .expect("binary")
+        .arg("--dir")
+        .arg(&replica)
+        .env("HOME", tmp.path())
+        .write_stdin(".sync\n.get /counter\n.syncall\n.verify\n.exit\n")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("the REPL runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(r#""value":10"#), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "verified {} index blocks",
+            server_index_length(&server_dir)
+        )),
+        "{stdout}"
+    );
     drop(server);
 }
 
