@@ -327,3 +327,55 @@ fn a_served_replica_follows_live_and_its_oplog_reaches_the_executor() {
     );
     drop(server);
 }
+
+#[test]
+fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
+    // Two copies of one database (same keys) each execute different calls: at the same log
+    // length, two different signed trees. A replica of one, synced from the other, refuses
+    // the other's blocks, says so, and still verifies the history it had.
+    let (tmp, a, key) = init("counter.js");
+    ok(
+        &a,
+        &["call", "increment", "--params", r#"{"by": 1}"#, "--wait"],
+        0,
+    );
+    let b = tmp.path().join("copy");
+    cli_support::copy_dir(&a, &b);
+    ok(
+        &a,
+        &["call", "increment", "--params", r#"{"by": 2}"#, "--wait"],
+        0,
+    );
+    ok(
+        &b,
+        &["call", "increment", "--params", r#"{"by": 3}"#, "--wait"],
+        0,
+    );
+    // The copy runs ahead, so the replica asks it for newer heads.
+    ok(
+        &b,
+        &["call", "increment", "--params", r#"{"by": 4}"#, "--wait"],
+        0,
+    );
+    let server_a = Server::start(&a, &tmp.path().join("a.log"));
+    let server_b = Server::start(&b, &tmp.path().join("b.log"));
+    let replica = tmp.path().join("replica");
+    let loaded = ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server_a.addr],
+        0,
+    );
+    let length = index_length(&loaded, &key);
+    let r = run(&replica, &["sync", "--full", "--peer", &server_b.addr]);
+    assert!(
+        r.stderr.contains(&format!("warning: peer 1 on log {key}")),
+        "exit {}\nstdout: {}\nstderr: {}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(index_length(&r.stdout, &key), length, "{}", r.stdout);
+    assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "3");
+    let verified = json(&ok(&replica, &["verify", "--json"], 0));
+    assert_eq!(verified["length"].as_u64(), Some(length));
+}

@@ -14,7 +14,7 @@ use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::replication_fraud_proofs;
 use crate::database::Database;
 use crate::log::Log;
-use crate::net::replicate::{Download, Event, LogSet, Replicator, ReplicatorConfig};
+use crate::net::replicate::{Download, Event, LogSet, Notice, Replicator, ReplicatorConfig};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,9 +40,26 @@ fn print_lengths(db: &Database, out: &mut Output) {
     }
 }
 
+/// Prints a warning for each peer channel that failed (a refused proof, a protocol error)
+/// since the last call.
+fn warn_failed_peers(rep: &mut Replicator, out: &mut Output) {
+    for notice in rep.take_notices() {
+        if let Notice::PeerFailed { peer, key, error } = notice {
+            let log = key
+                .map(|k| format!(" on log {}", hex::encode(k)))
+                .unwrap_or_default();
+            out.eline(format!(
+                "warning: peer {peer}{log}: {}",
+                super::one_line(&error)
+            ));
+        }
+    }
+}
+
 /// Saves the evidence `rep` gathered under `<dir>/fraud/` and reports each piece on stderr
 /// (its JSON on stdout); returns how many there were.
-fn report_evidence(dir: &Path, rep: &Replicator, out: &mut Output) -> Result<usize> {
+fn report_evidence(dir: &Path, rep: &mut Replicator, out: &mut Output) -> Result<usize> {
+    warn_failed_peers(rep, out);
     let proofs = replication_fraud_proofs(rep);
     for proof in &proofs {
         let id = save_fraud_in(dir, proof)?;
@@ -84,7 +101,7 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
         &mut rep,
         Duration::from_secs(timeout),
     ));
-    if report_evidence(&dir, &rep, out)? > 0 {
+    if report_evidence(&dir, &mut rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
     }
     let db = loaded?;
@@ -146,7 +163,7 @@ pub fn sync(
         }
         Ok(())
     });
-    if report_evidence(&s.dir, &rep, out)? > 0 {
+    if report_evidence(&s.dir, &mut rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
     }
     result?;
@@ -272,6 +289,7 @@ impl Network {
                 rep.handle(db, ev);
             }
         });
+        warn_failed_peers(&mut self.rep, out);
         let proofs = replication_fraud_proofs(&self.rep);
         if proofs.len() > self.reported {
             for proof in proofs.iter().skip(self.reported) {
