@@ -367,13 +367,27 @@ fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
     );
     let length = index_length(&loaded, &key);
     let r = run(&replica, &["sync", "--full", "--peer", &server_b.addr]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains(&format!("warning: peer 1 on log {key}")),
-        "exit {}\nstdout: {}\nstderr: {}",
-        r.code,
-        r.stdout,
+        r.stderr
+            .contains(&format!("warning: peer {} on log {key}", server_b.addr)),
+        "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("every peer was refused"), "{}", r.stderr);
+    // With the honest peer too, the sync succeeds and keeps the honest history.
+    let r = run(
+        &replica,
+        &[
+            "sync",
+            "--full",
+            "--peer",
+            &server_a.addr,
+            "--peer",
+            &server_b.addr,
+        ],
+    );
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(index_length(&r.stdout, &key), length, "{}", r.stdout);
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "3");
     let verified = json(&ok(&replica, &["verify", "--json"], 0));

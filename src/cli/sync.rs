@@ -15,6 +15,7 @@ use crate::database::replication_fraud_proofs;
 use crate::database::Database;
 use crate::log::Log;
 use crate::net::replicate::{Download, Event, LogSet, Notice, Replicator, ReplicatorConfig};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,25 +42,33 @@ fn print_lengths(db: &Database, out: &mut Output) {
 }
 
 /// Prints a warning for each peer channel that failed (a refused proof, a protocol error)
-/// since the last call.
-fn warn_failed_peers(rep: &mut Replicator, out: &mut Output) {
+/// since the last call, naming dialed peers by address (`names`: connection id, address);
+/// returns the connection ids that failed.
+fn warn_failed_peers(
+    rep: &mut Replicator,
+    names: &[(u64, String)],
+    out: &mut Output,
+) -> BTreeSet<u64> {
+    let mut failed = BTreeSet::new();
     for notice in rep.take_notices() {
         if let Notice::PeerFailed { peer, key, error } = notice {
+            failed.insert(peer);
+            let name = names
+                .iter()
+                .find(|(id, _)| *id == peer)
+                .map_or_else(|| format!("peer {peer}"), |(_, a)| format!("peer {a}"));
             let log = key
                 .map(|k| format!(" on log {}", hex::encode(k)))
                 .unwrap_or_default();
-            out.eline(format!(
-                "warning: peer {peer}{log}: {}",
-                super::one_line(&error)
-            ));
+            out.eline(format!("warning: {name}{log}: {}", super::one_line(&error)));
         }
     }
+    failed
 }
 
 /// Saves the evidence `rep` gathered under `<dir>/fraud/` and reports each piece on stderr
 /// (its JSON on stdout); returns how many there were.
-fn report_evidence(dir: &Path, rep: &mut Replicator, out: &mut Output) -> Result<usize> {
-    warn_failed_peers(rep, out);
+fn report_evidence(dir: &Path, rep: &Replicator, out: &mut Output) -> Result<usize> {
     let proofs = replication_fraud_proofs(rep);
     for proof in &proofs {
         let id = save_fraud_in(dir, proof)?;
@@ -101,7 +110,8 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
         &mut rep,
         Duration::from_secs(timeout),
     ));
-    if report_evidence(&dir, &mut rep, out)? > 0 {
+    warn_failed_peers(&mut rep, &[], out);
+    if report_evidence(&dir, &rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
     }
     let db = loaded?;
@@ -140,11 +150,13 @@ pub fn sync(
     let mut rep = Replicator::new(ReplicatorConfig::default())?;
     let timeout = Duration::from_secs(timeout);
     let db = &mut s.db;
+    let mut connected: Vec<(u64, String)> = Vec::new();
     let result: Result<()> = rt.block_on(async {
         let mut failures = Vec::new();
         for peer in &peers {
-            if let Err(e) = rep.connect(peer).await {
-                failures.push(format!("{peer}: {e}"));
+            match rep.connect(peer).await {
+                Ok(id) => connected.push((id, peer.clone())),
+                Err(e) => failures.push(format!("{peer}: {e}")),
             }
         }
         if failures.len() == peers.len() {
@@ -163,10 +175,16 @@ pub fn sync(
         }
         Ok(())
     });
-    if report_evidence(&s.dir, &mut rep, out)? > 0 {
+    let failed = warn_failed_peers(&mut rep, &connected, out);
+    if report_evidence(&s.dir, &rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
     }
     result?;
+    if !connected.is_empty() && connected.iter().all(|(id, _)| failed.contains(id)) {
+        return Err(CliError::Refused(
+            "every peer was refused (see the warnings); nothing was synced".into(),
+        ));
+    }
     print_lengths(&s.db, out);
     Ok(EXIT_OK)
 }
@@ -289,7 +307,12 @@ impl Network {
                 rep.handle(db, ev);
             }
         });
-        warn_failed_peers(&mut self.rep, out);
+        let names: Vec<(u64, String)> = self
+            .dialed
+            .iter()
+            .filter_map(|(a, id, _)| id.map(|id| (id, a.clone())))
+            .collect();
+        warn_failed_peers(&mut self.rep, &names, out);
         let proofs = replication_fraud_proofs(&self.rep);
         if proofs.len() > self.reported {
             for proof in proofs.iter().skip(self.reported) {
