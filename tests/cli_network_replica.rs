@@ -393,3 +393,16 @@ fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
     let verified = json(&ok(&replica, &["verify", "--json"], 0));
     assert_eq!(verified["length"].as_u64(), Some(length));
 }
+
+#[test]
+fn serve_on_an_unusable_address_fails_with_one_line_and_leaves_no_socket() {
+    let (_tmp, dir, _key) = init("counter.js");
+    let r = run(&dir, &["serve", "--listen", "127.0.0.1:notaport"]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(r.stderr.contains("127.0.0.1:notaport"), "{}", r.stderr);
+    assert!(!dir.join("server.sock").exists());
+    // The directory is free again.
+    assert_eq!(ok(&dir, &["get", "/counter"], 1), "");
+}

@@ -204,6 +204,19 @@ pub fn serve(
         }
     };
     session.hosted = true;
+    // Start networking before the socket exists, so a bad --listen leaves nothing behind.
+    let peers = if peers.is_empty() {
+        Config::read(&dir)?.map(|c| c.peers).unwrap_or_default()
+    } else {
+        peers.to_vec()
+    };
+    let mut network = None;
+    let mut bound = None;
+    if listen.is_some() || !peers.is_empty() {
+        let (net, addr) = super::sync::Network::start(&session, listen, &peers, out)?;
+        bound = addr;
+        network = Some(net);
+    }
     let socket = socket_path(&dir);
     // We hold the lock, so a socket file left here belongs to a host that died.
     let _ = std::fs::remove_file(&socket);
@@ -225,18 +238,8 @@ pub fn serve(
         hex::encode(session.db.key()),
         socket.display()
     ));
-    let peers = if peers.is_empty() {
-        Config::read(&dir)?.map(|c| c.peers).unwrap_or_default()
-    } else {
-        peers.to_vec()
-    };
-    let mut network = None;
-    if listen.is_some() || !peers.is_empty() {
-        let (net, bound) = super::sync::Network::start(&session, listen, &peers, out)?;
-        if let Some(bound) = bound {
-            out.line(format!("listening on {bound}"));
-        }
-        network = Some(net);
+    if let Some(bound) = bound {
+        out.line(format!("listening on {bound}"));
     }
     let _ = out.out.flush();
     let idle = Duration::from_millis(20);
