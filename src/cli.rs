@@ -22,6 +22,7 @@ pub mod commands;
 pub mod datadir;
 pub mod host;
 pub mod repl;
+pub mod sync;
 
 use crate::database::DatabaseError;
 use clap::{Args, Parser, Subcommand};
@@ -46,6 +47,9 @@ pub enum CliError {
     /// The database layer failed.
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    /// Replicating with a peer failed (connecting, a timeout, a refused proof).
+    #[error(transparent)]
+    Replicate(#[from] crate::net::replicate::ReplicateError),
     /// Reading or writing a file of the data directory failed.
     #[error("{path}: {source}")]
     Io {
@@ -297,9 +301,56 @@ pub enum Command {
     /// Run the host process: keep the database open and executing; other commands on the
     /// directory talk to it over <dir>/server.sock.
     ///
-    /// Example: vitra serve --dir mydb &
+    /// With --listen HOST:PORT it also accepts peers over TCP and replicates the database to
+    /// them (announcing new blocks as they are written) while following the participants'
+    /// oplogs; it prints "listening on HOST:PORT" with the bound port (so port 0 works).
+    /// It also stays connected to each --peer (default: the "peers" vitra load stored in
+    /// vitra.json), so a replica follows its source live and serves its own oplog to it.
+    ///
+    /// Example: vitra serve --dir mydb --listen 0.0.0.0:7000 &
     #[command(verbatim_doc_comment)]
-    Serve,
+    Serve {
+        /// Accept replication peers on this TCP address (e.g. 127.0.0.1:0).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// A peer to stay connected to (repeatable); default: vitra.json's "peers".
+        #[arg(long, value_name = "HOST:PORT")]
+        peer: Vec<String>,
+    },
+    /// Create a replica of database --key from a peer in --dir and download its full history.
+    ///
+    /// The peer is kept in vitra.json ("peers") for `vitra sync`. Prints the key and the
+    /// length of each log. Exit 3 when the peer's logs fork (evidence saved under fraud/).
+    ///
+    /// Example: vitra load --dir replica --key <pubkey> --peer 192.0.2.7:7000
+    #[command(verbatim_doc_comment)]
+    Load {
+        /// The peer serving the database (`vitra serve --listen`).
+        #[arg(long, value_name = "HOST:PORT")]
+        peer: String,
+        /// Seconds to wait for the download.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Sync this replica from its peers: the latest state (index and oplog heads), or every
+    /// block with --full.
+    ///
+    /// Uses the --peer options, else the peers stored in vitra.json. Prints each log's length.
+    /// Exit 3 when a peer's logs fork (evidence saved under fraud/).
+    ///
+    /// Example: vitra sync --full --dir replica
+    #[command(verbatim_doc_comment)]
+    Sync {
+        /// A peer to sync from (repeatable); default: vitra.json's "peers".
+        #[arg(long, value_name = "HOST:PORT")]
+        peer: Vec<String>,
+        /// Download the full history (needed by verify), not only the latest state.
+        #[arg(long)]
+        full: bool,
+        /// Seconds to wait for the download.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Stop the host process of the directory.
     ///
     /// Example: vitra stop --dir mydb

@@ -94,14 +94,19 @@ impl Session {
     /// Saves a fraud proof under `fraud/`; returns its id (derived from its content, so the
     /// same fraud found twice is one file).
     pub fn save_fraud(&self, proof: &FraudProof) -> Result<String> {
-        let doc = proof.to_json();
-        let id = fraud_id(&doc);
-        let path = self.fraud_dir().join(format!("{id}.json"));
-        if !path.exists() {
-            write_json(&path, &doc)?;
-        }
-        Ok(id)
+        save_fraud_in(&self.dir, proof)
     }
+}
+
+/// Saves a fraud proof under `<dir>/fraud/`; returns its id (see [`Session::save_fraud`]).
+pub fn save_fraud_in(dir: &Path, proof: &FraudProof) -> Result<String> {
+    let doc = proof.to_json();
+    let id = fraud_id(&doc);
+    let path = dir.join("fraud").join(format!("{id}.json"));
+    if !path.exists() {
+        write_json(&path, &doc)?;
+    }
+    Ok(id)
 }
 
 /// Opens the oplogs this directory created that are not participants (yet), so they can be
@@ -202,7 +207,8 @@ pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Repl => super::repl::run(&cli.global),
-        Command::Serve => host::serve(&cli.global, out),
+        Command::Serve { listen, peer } => host::serve(&cli.global, listen.as_deref(), &peer, out),
+        Command::Load { peer, timeout } => super::sync::load(&cli.global, &peer, timeout, out),
         Command::Stop => host::stop(&dir_of(&cli.global)?, out),
         Command::Monitor { interval } => {
             let mut target = Target::open(&cli.global)?;
@@ -234,6 +240,7 @@ pub fn init(dir: &Path, contract: &Path, options: Options) -> Result<String> {
         pubkey: key.clone(),
         created_oplog_pubkeys: db.local_oplog().map(hex::encode).into_iter().collect(),
         monitor: false,
+        peers: Vec::new(),
     }
     .write(dir)?;
     Ok(key)
@@ -403,6 +410,11 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
             out.line(serde_json::to_string_pretty(&read_json(&path)?).unwrap_or_default());
             Ok(EXIT_OK)
         }
+        Command::Sync {
+            peer,
+            full,
+            timeout,
+        } => super::sync::sync(s, &peer, full, timeout, out),
         other => Err(CliError::Refused(format!(
             "{} cannot run inside a session",
             command_name(&other)
@@ -414,7 +426,8 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Init { .. } => "init",
         Command::Repl => "repl",
-        Command::Serve => "serve",
+        Command::Serve { .. } => "serve",
+        Command::Load { .. } => "load",
         Command::Stop => "stop",
         Command::Monitor { .. } => "monitor",
         _ => "this command",

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! <dir>/
-//!   vitra.json      {"vitraConfig": 1, "pubkey": hex, "createdOplogPubkeys": [hex…], "monitor": bool}
+//!   vitra.json      {"vitraConfig": 1, "pubkey": hex, "createdOplogPubkeys": [hex…], "monitor": bool,
+//!                    "peers": ["HOST:PORT"…]}   (peers: where `vitra load` got a replica; JS ignores it)
 //!   cores/          the log store root (a corestore: cores/<dk[0:2]>/<dk[2:4]>/<dk>/…)
 //!   tx/<id>.json    transactions made by `call`, with results
 //!   fraud/<id>.json fraud proofs found by verify/monitor
@@ -38,6 +39,9 @@ pub struct Config {
     pub created_oplog_pubkeys: Vec<String>,
     /// Whether the host process monitors the database.
     pub monitor: bool,
+    /// Peers (`HOST:PORT`) this replica syncs from (`vitra load` / `vitra sync`); written only
+    /// when not empty, so a JS Vitra directory keeps its shape.
+    pub peers: Vec<String>,
 }
 
 impl Config {
@@ -80,17 +84,30 @@ impl Config {
             pubkey,
             created_oplog_pubkeys,
             monitor: doc.get("monitor").and_then(Json::as_bool).unwrap_or(false),
+            peers: doc
+                .get("peers")
+                .and_then(Json::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
     }
 
     /// Writes `<dir>/vitra.json` (whole file replaced through a rename).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let doc = json!({
+        let mut doc = json!({
             "vitraConfig": 1,
             "pubkey": self.pubkey,
             "createdOplogPubkeys": self.created_oplog_pubkeys,
             "monitor": self.monitor,
         });
+        if !self.peers.is_empty() {
+            doc["peers"] = json!(self.peers);
+        }
         write_json(&dir.join(CONFIG_FILE), &doc)
     }
 }

@@ -174,7 +174,17 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// `vitra serve`: holds the directory and answers commands until stopped (`vitra stop`,
 /// SIGINT or SIGTERM).
-pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
+///
+/// With `listen` (`HOST:PORT`) it also replicates the database with every peer that connects
+/// there, and it stays connected to `peers` (default: the `"peers"` of `vitra.json`, which
+/// `vitra load` writes), following them live ([`super::sync::Network`]); replication uses
+/// the time between requests.
+pub fn serve(
+    global: &GlobalArgs,
+    listen: Option<&str>,
+    peers: &[String],
+    out: &mut Output,
+) -> Result<u8> {
     let dir = dir_of(global)?;
     if host_running(&dir) {
         return Err(CliError::Refused(format!(
@@ -194,6 +204,19 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
         }
     };
     session.hosted = true;
+    // Start networking before the socket exists, so a bad --listen leaves nothing behind.
+    let peers = if peers.is_empty() {
+        Config::read(&dir)?.map(|c| c.peers).unwrap_or_default()
+    } else {
+        peers.to_vec()
+    };
+    let mut network = None;
+    let mut bound = None;
+    if listen.is_some() || !peers.is_empty() {
+        let (net, addr) = super::sync::Network::start(&session, listen, &peers, out)?;
+        bound = addr;
+        network = Some(net);
+    }
     let socket = socket_path(&dir);
     // We hold the lock, so a socket file left here belongs to a host that died.
     let _ = std::fs::remove_file(&socket);
@@ -215,7 +238,11 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
         hex::encode(session.db.key()),
         socket.display()
     ));
+    if let Some(bound) = bound {
+        out.line(format!("listening on {bound}"));
+    }
     let _ = out.out.flush();
+    let idle = Duration::from_millis(20);
     let mut last_tick = Instant::now();
     let mut monitored_length = 0;
     while !STOP.load(Ordering::SeqCst) {
@@ -224,10 +251,16 @@ pub fn serve(global: &GlobalArgs, out: &mut Output) -> Result<u8> {
                 if handle(&mut session, stream, out) {
                     break;
                 }
+                // Announce what the request appended without waiting for an idle moment.
+                if let Some(net) = network.as_mut() {
+                    net.work(&mut session, Duration::ZERO, out);
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match network.as_mut() {
+                // Idle: replicate instead of sleeping.
+                Some(net) => net.work(&mut session, idle, out),
+                None => std::thread::sleep(idle),
+            },
             Err(e) => out.eline(format!("host: accept failed: {e}")),
         }
         if last_tick.elapsed() >= Duration::from_millis(500) {

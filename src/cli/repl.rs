@@ -46,6 +46,14 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (".verify", "verify the whole database"),
     (
+        ".sync",
+        "download the latest state from this replica's peers (vitra sync)",
+    ),
+    (
+        ".syncall",
+        "download the full history from this replica's peers (vitra sync --full)",
+    ),
+    (
         ".monitor",
         "verify after every command (and in the host process) until .monitorend",
     ),
@@ -341,6 +349,7 @@ impl Repl {
                         pubkey: key,
                         created_oplog_pubkeys: Vec::new(),
                         monitor: false,
+                        peers: Vec::new(),
                     }
                     .write(&self.dir)?;
                     self.out.line("wrote vitra.json");
@@ -374,6 +383,12 @@ impl Repl {
             }
             ".verify" => {
                 self.run(simple("verify"))?;
+            }
+            ".sync" => {
+                self.run(simple("sync"))?;
+            }
+            ".syncall" => {
+                self.run(vec!["sync".into(), "--full".into()])?;
             }
             ".monitor" => {
                 self.monitor = true;

@@ -1,0 +1,408 @@
+//! The `vitra` binary over loopback: `vitra serve --listen` runs an executor that replicates;
+//! `vitra load --peer` makes a replica in another directory that verifies; calls made on the
+//! server later reach the replica with `vitra sync` (latest) and `vitra sync --full`.
+
+mod cli_support;
+
+use cli_support::{init, json, ok, run};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `vitra serve --listen 127.0.0.1:0` on a directory, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, log: &Path) -> Server {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("vitra"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("server log"))
+            .spawn()
+            .expect("spawn vitra serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        let addr = addr.trim().to_owned();
+                        return Server { child, addr };
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "vitra serve printed no \"listening on\" line within 60 s; stderr: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `index KEY LENGTH` line of load/sync output.
+fn index_length(stdout: &str, key: &str) -> u64 {
+    let prefix = format!("index {key} ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no index length line in {stdout:?}"))
+}
+
+fn server_index_length(dir: &Path) -> u64 {
+    json(&ok(dir, &["info", "--json"], 0))["index"]["length"]
+        .as_u64()
+        .expect("index length")
+}
+
+#[test]
+fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
+    let (tmp, server_dir, key) = init("counter.js");
+    ok(
+        &server_dir,
+        &["call", "increment", "--params", r#"{"by": 2}"#, "--wait"],
+        0,
+    );
+    let server = Server::start(&server_dir, &tmp.path().join("server.log"));
+
+    let replica = tmp.path().join("replica");
+    let loaded = ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server.addr],
+        0,
+    );
+    assert_eq!(
+        index_length(&loaded, &key),
+        server_index_length(&server_dir),
+        "the replica has the server's whole index"
+    );
+    let config = json(&std::fs::read_to_string(replica.join("vitra.json")).expect("vitra.json"));
+    assert_eq!(config["pubkey"], key.as_str());
+    assert_eq!(config["peers"], serde_json::json!([server.addr]));
+    assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "2");
+    let verified = json(&ok(&replica, &["verify", "--json"], 0));
+    assert_eq!(verified["verified"], true);
+
+    // A call on the server (through its host socket) reaches the replica with `sync`.
+    ok(
+        &server_dir,
+        &["call", "increment", "--params", r#"{"by": 3}"#, "--wait"],
+        0,
+    );
+    let synced = ok(&replica, &["sync"], 0);
+    assert_eq!(
+        index_length(&synced, &key),
+        server_index_length(&server_dir)
+    );
+    assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "5");
+
+    // And with the full history the replica still verifies the new operations.
+    ok(
+        &server_dir,
+        &["call", "increment", "--params", r#"{"by": 4}"#, "--wait"],
+        0,
+    );
+    let synced = ok(&replica, &["sync", "--full"], 0);
+    assert_eq!(
+        index_length(&synced, &key),
+        server_index_length(&server_dir)
+    );
+    assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "9");
+    let verified = json(&ok(&replica, &["verify", "--json"], 0));
+    assert_eq!(verified["verified"], true);
+    assert_eq!(
+        verified["length"].as_u64(),
+        Some(server_index_length(&server_dir))
+    );
+
+    // The REPL's .sync and .syncall do the same.
+    ok(
+        &server_dir,
+        &["call", "increment", "--params", r#"{"by": 1}"#, "--wait"],
+        0,
+    );
+    let out = assert_cmd::Command::cargo_bin("vitra")
+        .expect("binary")
+        .arg("--dir")
+        .arg(&replica)
+        .env("HOME", tmp.path())
+        .write_stdin(".sync\n.get /counter\n.syncall\n.verify\n.exit\n")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("the REPL runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(r#""value":10"#), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "verified {} index blocks",
+            server_index_length(&server_dir)
+        )),
+        "{stdout}"
+    );
+    drop(server);
+}
+
+#[test]
+fn sync_without_a_reachable_peer_fails_with_one_line() {
+    let (tmp, dir, key) = init("counter.js");
+    let r = run(&dir, &["sync"]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("no peer to sync from"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let peer = format!("127.0.0.1:{port}");
+    let r = run(&dir, &["sync", "--peer", &peer]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("no peer reachable"), "{}", r.stderr);
+
+    // load refuses a directory that already holds a database, and needs --key.
+    let r = run(&dir, &["load", "--key", &key, "--peer", &peer]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("already holds database"), "{}", r.stderr);
+    let r = run(&tmp.path().join("other"), &["load", "--peer", &peer]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("--key"), "{}", r.stderr);
+}
+
+/// A `vitra serve` without --listen on a replica directory (dialing the peer `load` stored).
+struct Host {
+    child: Child,
+}
+
+impl Host {
+    fn start(dir: &Path, log: &Path) -> Host {
+        let child = Command::new(assert_cmd::cargo::cargo_bin("vitra"))
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("host log"))
+            .spawn()
+            .expect("spawn vitra serve");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !dir.join("server.sock").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica's host did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Host { child }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `vitra ARGS --dir DIR` until `accept(stdout)` holds (exit 0), for up to 30 s.
+fn eventually(dir: &Path, args: &[&str], what: &str, accept: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = run(dir, args);
+        if r.code == 0 && accept(&r.stdout) {
+            return r.stdout;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still not seen after 30 s; last `vitra {args:?}`: exit {}, stdout {:?}, stderr {:?}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_served_replica_follows_live_and_its_oplog_reaches_the_executor() {
+    let (tmp, server_dir, key) = init("kv.js");
+    ok(&server_dir, &["call", "claim", "--wait"], 0);
+    ok(
+        &server_dir,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "a", "value": 1}"#,
+            "--wait",
+        ],
+        0,
+    );
+    let server = Server::start(&server_dir, &tmp.path().join("server.log"));
+    let replica = tmp.path().join("replica");
+    ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server.addr],
+        0,
+    );
+    let _host = Host::start(&replica, &tmp.path().join("replica.log"));
+
+    // Appends by the executor reach the replica's host without `vitra sync`.
+    ok(
+        &server_dir,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "b", "value": 2}"#,
+            "--wait",
+        ],
+        0,
+    );
+    eventually(
+        &replica,
+        &["get", "/values/b"],
+        "the executor's new put on the replica",
+        |o| o.trim() == "2",
+    );
+
+    // The replica becomes a participant: its oplog is followed by the executor, whose result
+    // comes back to the replica.
+    let oplog = ok(&replica, &["oplog", "create"], 0).trim().to_owned();
+    let invite = format!(r#"{{"pubkey": "{oplog}"}}"#);
+    ok(
+        &server_dir,
+        &["call", "invite", "--params", &invite, "--wait"],
+        0,
+    );
+    eventually(
+        &replica,
+        &["info", "--json"],
+        "the invitation on the replica",
+        |o| {
+            json(o)["participants"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|k| k == oplog.as_str()))
+        },
+    );
+    ok(
+        &replica,
+        &["call", "put", "--params", r#"{"key": "c", "value": 3}"#],
+        0,
+    );
+    eventually(
+        &server_dir,
+        &["get", "/values/c"],
+        "the replica's put on the executor",
+        |o| o.trim() == "3",
+    );
+    eventually(
+        &replica,
+        &["get", "/values/c"],
+        "the executed put back on the replica",
+        |o| o.trim() == "3",
+    );
+    drop(server);
+}
+
+#[test]
+fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
+    // Two copies of one database (same keys) each execute different calls: at the same log
+    // length, two different signed trees. A replica of one, synced from the other, refuses
+    // the other's blocks, says so, and still verifies the history it had.
+    let (tmp, a, key) = init("counter.js");
+    ok(
+        &a,
+        &["call", "increment", "--params", r#"{"by": 1}"#, "--wait"],
+        0,
+    );
+    let b = tmp.path().join("copy");
+    cli_support::copy_dir(&a, &b);
+    ok(
+        &a,
+        &["call", "increment", "--params", r#"{"by": 2}"#, "--wait"],
+        0,
+    );
+    ok(
+        &b,
+        &["call", "increment", "--params", r#"{"by": 3}"#, "--wait"],
+        0,
+    );
+    // The copy runs ahead, so the replica asks it for newer heads.
+    ok(
+        &b,
+        &["call", "increment", "--params", r#"{"by": 4}"#, "--wait"],
+        0,
+    );
+    let server_a = Server::start(&a, &tmp.path().join("a.log"));
+    let server_b = Server::start(&b, &tmp.path().join("b.log"));
+    let replica = tmp.path().join("replica");
+    let loaded = ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server_a.addr],
+        0,
+    );
+    let length = index_length(&loaded, &key);
+    let r = run(&replica, &["sync", "--full", "--peer", &server_b.addr]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("warning: peer {} on log {key}", server_b.addr)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("every peer was refused"), "{}", r.stderr);
+    // With the honest peer too, the sync succeeds and keeps the honest history.
+    let r = run(
+        &replica,
+        &[
+            "sync",
+            "--full",
+            "--peer",
+            &server_a.addr,
+            "--peer",
+            &server_b.addr,
+        ],
+    );
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(index_length(&r.stdout, &key), length, "{}", r.stdout);
+    assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "3");
+    let verified = json(&ok(&replica, &["verify", "--json"], 0));
+    assert_eq!(verified["length"].as_u64(), Some(length));
+}
+
+#[test]
+fn serve_on_an_unusable_address_fails_with_one_line_and_leaves_no_socket() {
+    let (_tmp, dir, _key) = init("counter.js");
+    let r = run(&dir, &["serve", "--listen", "127.0.0.1:notaport"]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    assert!(r.stderr.contains("127.0.0.1:notaport"), "{}", r.stderr);
+    assert!(!dir.join("server.sock").exists());
+    // The directory is free again.
+    assert_eq!(ok(&dir, &["get", "/counter"], 1), "");
+}
