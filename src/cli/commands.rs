@@ -583,7 +583,12 @@ fn call(
     })
 }
 
-fn progress(out: &Output, len: Option<u64>, message: &str) -> Option<indicatif::ProgressBar> {
+/// A progress bar (with `len`) or spinner on stderr, only when stdout is a terminal.
+pub(crate) fn progress(
+    out: &Output,
+    len: Option<u64>,
+    message: &str,
+) -> Option<indicatif::ProgressBar> {
     if !out.tty {
         return None;
     }

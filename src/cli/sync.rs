@@ -102,6 +102,7 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
     std::fs::create_dir_all(&root).map_err(io_err(&root))?;
     let rt = runtime()?;
     let mut rep = Replicator::new(ReplicatorConfig::default())?;
+    let spinner = super::commands::progress(out, None, &format!("downloading from {peer}"));
     let loaded = rt.block_on(Database::load_from_peer(
         &root,
         &key,
@@ -110,6 +111,9 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
         &mut rep,
         Duration::from_secs(timeout),
     ));
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
     warn_failed_peers(&mut rep, &[], out);
     if report_evidence(&dir, &rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
@@ -151,6 +155,12 @@ pub fn sync(
     let timeout = Duration::from_secs(timeout);
     let db = &mut s.db;
     let mut connected: Vec<(u64, String)> = Vec::new();
+    let what = if full {
+        "syncing the full history"
+    } else {
+        "syncing the latest state"
+    };
+    let spinner = super::commands::progress(out, None, what);
     let result: Result<()> = rt.block_on(async {
         let mut failures = Vec::new();
         for peer in &peers {
@@ -175,6 +185,9 @@ pub fn sync(
         }
         Ok(())
     });
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
     let failed = warn_failed_peers(&mut rep, &connected, out);
     if report_evidence(&s.dir, &rep, out)? > 0 {
         return Ok(EXIT_FRAUD);
