@@ -406,3 +406,46 @@ fn serve_on_an_unusable_address_fails_with_one_line_and_leaves_no_socket() {
     // The directory is free again.
     assert_eq!(ok(&dir, &["get", "/counter"], 1), "");
 }
+
+#[test]
+fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
+    let (tmp, server_dir, key) = init("kv.js");
+    ok(&server_dir, &["call", "claim", "--wait"], 0);
+    let server = Server::start(&server_dir, &tmp.path().join("server.log"));
+    let replica = tmp.path().join("replica");
+    ok(
+        &replica,
+        &["load", "--key", &key, "--peer", &server.addr],
+        0,
+    );
+    let oplog = ok(&replica, &["oplog", "create"], 0).trim().to_owned();
+    let invite = format!(r#"{{"pubkey": "{oplog}"}}"#);
+    ok(
+        &server_dir,
+        &["call", "invite", "--params", &invite, "--wait"],
+        0,
+    );
+    ok(&replica, &["sync"], 0);
+    // No host on the replica: `--wait` itself carries the op to the executor and the ack back.
+    ok(
+        &replica,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "w", "value": 7}"#,
+            "--wait",
+        ],
+        0,
+    );
+    assert_eq!(ok(&replica, &["get", "/values/w"], 0).trim(), "7");
+    // A rejected op is reported with exit 4, as on the executor.
+    let rejected = run(&replica, &["call", "claim", "--wait"]);
+    assert_eq!(rejected.code, 4, "{}", rejected.stderr);
+    assert!(
+        rejected.stderr.contains("already has an owner"),
+        "{}",
+        rejected.stderr
+    );
+    drop(server);
+}

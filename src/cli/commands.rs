@@ -546,7 +546,14 @@ fn call(
     if !tx.operations.is_empty() && s.db.is_executor() {
         s.db.execute_pending()?;
     }
-    let results = s.db.fetch_results(&tx)?;
+    let mut results = s.db.fetch_results(&tx)?;
+    if wait
+        && !s.hosted
+        && results.iter().any(Option::is_none)
+        && super::sync::wait_processed(s, &tx, std::time::Duration::from_secs(60), out)?
+    {
+        results = s.db.fetch_results(&tx)?;
+    }
     if !tx.operations.is_empty() {
         let path = s.tx_dir().join(format!("{}.json", tx.id()));
         write_json(&path, &tx.to_json(&results))?;

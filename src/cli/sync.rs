@@ -13,6 +13,7 @@ use super::datadir::{key_arg, Config, Lock};
 use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::replication_fraud_proofs;
 use crate::database::Database;
+use crate::database::Transaction;
 use crate::log::Log;
 use crate::net::replicate::{Download, Event, LogSet, Notice, Replicator, ReplicatorConfig};
 use std::collections::BTreeSet;
@@ -340,4 +341,69 @@ impl Network {
         }
         self.redial(out);
     }
+}
+
+/// `vitra call --wait` on a replica that is not the executor: connects to the peers stored in
+/// `vitra.json`, serves this instance's oplog to them (the executor downloads the new
+/// operations from it) and follows the index until every operation of `tx` is acked, or
+/// `timeout` passes. `Ok(false)` when there is no stored peer.
+pub fn wait_processed(
+    s: &mut Session,
+    tx: &Transaction,
+    timeout: Duration,
+    out: &mut Output,
+) -> Result<bool> {
+    let peers = Config::read(&s.dir)?.map(|c| c.peers).unwrap_or_default();
+    if peers.is_empty() {
+        return Ok(false);
+    }
+    let rt = runtime()?;
+    let mut rep = Replicator::new(ReplicatorConfig::default())?;
+    let spinner = super::commands::progress(out, None, "waiting for the executor");
+    let db = &mut s.db;
+    let result: Result<bool> = rt.block_on(async {
+        db.add_to_replicator(&mut rep, Download::Full);
+        let mut connected = false;
+        for peer in &peers {
+            match rep.connect(peer).await {
+                Ok(_) => connected = true,
+                Err(e) => out.eline(format!("warning: peer {peer}: {e}")),
+            }
+        }
+        if !connected {
+            return Err(CliError::Refused(format!(
+                "cannot wait for transaction {}: no stored peer answered ({})",
+                tx.id(),
+                peers.join(", ")
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Blocks of the index may still be on their way (the new length arrives before
+            // them): reading them fails until they are here.
+            match db.is_processed(tx) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            db.run_replication(&mut rep, Some(Duration::from_millis(200)))
+                .await?;
+        }
+    });
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let processed = result?;
+    if !processed {
+        return Err(CliError::Refused(format!(
+            "transaction {} was not processed within {} s",
+            tx.id(),
+            timeout.as_secs()
+        )));
+    }
+    Ok(true)
 }
