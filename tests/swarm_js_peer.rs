@@ -390,13 +390,10 @@ async fn js_finds_rust_peer_announcing_a_topic() {
     js.stop().await;
 }
 
-/// What JS Vitra does: a JS Hypercore 11 (compat) core joins its discovery key and
-/// replicates on every swarm connection. We look the discovery key up, open the core's
-/// `hypercore/alpha` channel on the swarm connection (capabilities bound to the handshake hash
-/// the crate reports, checked both ways) and fetch a block with its proof.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+/// Starts a JS Hypercore 11 (compat) core that joins its own discovery key on a testnet (JS
+/// Vitra's way), then finds it from our swarm: (JS side, core key, our swarm, the peer).
+async fn find_js_core_on_the_swarm() -> (JsSwarm, [u8; 32], Swarm, vitra::net::discovery::SwarmPeer)
+{
     let mut js = JsSwarm::start("core", &[0; 32]).await;
     js.command("join").await;
     let core = js.wait_for("core", 30).await;
@@ -421,6 +418,18 @@ async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
         .next_peer_within(Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
+    (js, key, swarm, peer)
+}
+
+/// What JS Vitra does: a JS Hypercore 11 (compat) core joins its discovery key and
+/// replicates on every swarm connection. We look the discovery key up, open the core's
+/// `hypercore/alpha` channel on the swarm connection (capabilities bound to the handshake hash
+/// the crate reports, checked both ways) and fetch a block with its proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (mut js, key, _swarm, peer) = find_js_core_on_the_swarm().await;
+    let dk = wire::discovery_key(&key);
     let info = peer
         .stream_info()
         .expect("handshake hash and keys of an established connection");
@@ -795,26 +804,7 @@ async fn the_replication_engine_syncs_a_js_core_found_on_the_swarm() {
     use vitra::log::{Log, MemoryStorage, Storage};
     use vitra::net::replicate::{Download, Logs, Replicator, ReplicatorConfig};
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut js = JsSwarm::start("core", &[0; 32]).await;
-    js.command("join").await;
-    let core = js.wait_for("core", 30).await;
-    let key: [u8; 32] = core["key"]
-        .as_str()
-        .and_then(|k| hex::decode(k).ok())
-        .and_then(|k| k.try_into().ok())
-        .unwrap_or_else(|| panic!("JS side printed a bad core key: {core}"));
-    js.wait_for("joined", 30).await;
-
-    let swarm = Swarm::bind(loopback_config(js.bootstrap))
-        .await
-        .unwrap_or_else(|e| panic!("Rust side: cannot start the swarm: {e}"));
-    swarm
-        .join(wire::discovery_key(&key), false, true)
-        .expect("join the discovery key");
-    let peer = swarm
-        .next_peer_within(Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("Rust side: found no peer for the core: {e}"));
+    let (js, key, _swarm, peer) = find_js_core_on_the_swarm().await;
 
     let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
     let conn = peer
