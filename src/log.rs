@@ -405,19 +405,30 @@ impl Log {
                 key: hexkey(&key_pair.public_key),
             });
         }
-        let header = Header {
+        let stored = (
+            key_pair.public_key.to_vec(),
+            key_pair.secret_key.map(|s| s.to_vec()).unwrap_or_default(),
+        );
+        let header = Self::empty_header(key_pair.public_key, Some(stored));
+        Self::init_empty(files, header, key_pair)
+    }
+
+    /// The header of a new, empty compat log for `public_key`.
+    fn empty_header(public_key: [u8; 32], key_pair: Option<(Vec<u8>, Vec<u8>)>) -> Header {
+        Header {
             version: HeaderVersion::Current,
-            key: key_pair.public_key,
-            manifest: Some(Manifest::compat(key_pair.public_key)),
-            key_pair: Some((
-                key_pair.public_key.to_vec(),
-                key_pair.secret_key.map(|s| s.to_vec()).unwrap_or_default(),
-            )),
+            key: public_key,
+            manifest: Some(Manifest::compat(public_key)),
+            key_pair,
             user_data: vec![],
             tree: TreeHeader::default(),
             hints: Default::default(),
             types: None,
-        };
+        }
+    }
+
+    /// Starts an empty log on `files` (already checked to hold no log) and checkpoints it.
+    fn init_empty(files: Files, header: Header, key_pair: KeyPair) -> Result<Log> {
         // Start from clean files (a crashed create may have left bytes behind).
         for f in [&files.tree, &files.bitfield, &files.data, &files.heads] {
             f.truncate(0)?;
@@ -455,40 +466,8 @@ impl Log {
                 path: files.oplog.path.clone(),
             });
         }
-        for f in [&files.tree, &files.bitfield, &files.data, &files.heads] {
-            f.truncate(0)?;
-        }
-        let mut log = Log {
-            files,
-            header: Header {
-                version: HeaderVersion::Current,
-                key: public_key,
-                manifest: Some(Manifest::compat(public_key)),
-                key_pair: None,
-                user_data: vec![],
-                tree: TreeHeader::default(),
-                hints: Default::default(),
-                types: None,
-            },
-            headers: [1, 0],
-            oplog_bytes: 0,
-            key_pair: KeyPair::public_only(public_key),
-            length: 0,
-            byte_length: 0,
-            fork: 0,
-            roots: vec![],
-            signature: vec![],
-            unflushed: BTreeMap::new(),
-            tree_cut: None,
-            bitfield: Bitfield::default(),
-            heads: vec![],
-            heads_persisted: 0,
-            scheme: SignatureScheme::Compat,
-            checkpoint_bytes: 4 << 20,
-            durability: Durability::Synced,
-        };
-        log.flush()?;
-        Ok(log)
+        let header = Self::empty_header(public_key, None);
+        Self::init_empty(files, header, KeyPair::public_only(public_key))
     }
 
     /// Opens an existing log (read-only unless a secret key is stored or given).
