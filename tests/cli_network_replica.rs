@@ -6,7 +6,7 @@ mod cli_support;
 
 use cli_support::{init, json, ok, run};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -407,8 +407,9 @@ fn serve_on_an_unusable_address_fails_with_one_line_and_leaves_no_socket() {
     assert_eq!(ok(&dir, &["get", "/counter"], 1), "");
 }
 
-#[test]
-fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
+/// A served kv database whose owner invited a replica's new oplog: (tmp, server dir, server,
+/// replica dir, the replica's oplog key).
+fn served_kv_with_a_participant_replica() -> (tempfile::TempDir, PathBuf, Server, PathBuf, String) {
     let (tmp, server_dir, key) = init("kv.js");
     ok(&server_dir, &["call", "claim", "--wait"], 0);
     let server = Server::start(&server_dir, &tmp.path().join("server.log"));
@@ -425,6 +426,12 @@ fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
         &["call", "invite", "--params", &invite, "--wait"],
         0,
     );
+    (tmp, server_dir, server, replica, oplog)
+}
+
+#[test]
+fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
+    let (_tmp, _server_dir, server, replica, _) = served_kv_with_a_participant_replica();
     ok(&replica, &["sync"], 0);
     // No host on the replica: `--wait` itself carries the op to the executor and the ack back.
     ok(
@@ -440,6 +447,49 @@ fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
     );
     assert_eq!(ok(&replica, &["get", "/values/w"], 0).trim(), "7");
     // A rejected op is reported with exit 4, as on the executor.
+    let rejected = run(&replica, &["call", "claim", "--wait"]);
+    assert_eq!(rejected.code, 4, "{}", rejected.stderr);
+    assert!(
+        rejected.stderr.contains("already has an owner"),
+        "{}",
+        rejected.stderr
+    );
+    drop(server);
+}
+
+#[test]
+fn call_wait_through_a_replicas_host_is_answered_once_the_ack_arrives() {
+    let (tmp, server_dir, server, replica, oplog) = served_kv_with_a_participant_replica();
+    let _host = Host::start(&replica, &tmp.path().join("replica.log"));
+    eventually(
+        &replica,
+        &["info", "--json"],
+        "the invitation on the replica's host",
+        |o| {
+            json(o)["participants"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|k| k == oplog.as_str()))
+        },
+    );
+    // The host holds the request while its replication carries the op to the executor and
+    // the ack back; the answer is the processed call, and the value is readable right after.
+    let put = run(
+        &replica,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "h", "value": 8}"#,
+            "--wait",
+            "--tx",
+        ],
+    );
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    let tx = json(&put.stdout);
+    assert_eq!(tx["vitraTransaction"], 1, "{}", put.stdout);
+    assert_eq!(ok(&replica, &["get", "/values/h"], 0).trim(), "8");
+    assert_eq!(ok(&server_dir, &["get", "/values/h"], 0).trim(), "8");
+    // A rejected op is reported with exit 4 through the host too.
     let rejected = run(&replica, &["call", "claim", "--wait"]);
     assert_eq!(rejected.code, 4, "{}", rejected.stderr);
     assert!(

@@ -26,6 +26,11 @@ pub struct Session {
     pub db: Database,
     /// Whether this session is served by a host process.
     pub hosted: bool,
+    /// Whether the serving host replicates with peers, so it can hold a `call --wait` until
+    /// replication brings the executor's acks (see [`DeferredCall`]).
+    pub host_replicates: bool,
+    /// A `call --wait` the host must answer later, once its operations are processed.
+    pub deferred: Option<DeferredCall>,
     options: Options,
     _lock: Lock,
 }
@@ -70,6 +75,8 @@ impl Session {
             root,
             db,
             hosted: false,
+            host_replicates: false,
+            deferred: None,
             options,
             _lock: lock,
         })
@@ -533,6 +540,16 @@ fn parse_params(params: Option<&str>) -> Result<Value> {
     }
 }
 
+/// A `call --wait` made through a replicating host whose operations the executor has not
+/// processed yet: the host keeps the request open and finishes it with [`finish_call`] once
+/// replication brought the acks (or the wait timed out).
+pub struct DeferredCall {
+    /// The transaction the call made.
+    pub tx: Transaction,
+    /// Whether the answer is the transaction JSON (`--tx`) rather than the response.
+    pub print_tx: bool,
+}
+
 fn call(
     s: &mut Session,
     method: &str,
@@ -546,14 +563,31 @@ fn call(
     if !tx.operations.is_empty() && s.db.is_executor() {
         s.db.execute_pending()?;
     }
-    let mut results = s.db.fetch_results(&tx)?;
-    if wait
-        && !s.hosted
-        && results.iter().any(Option::is_none)
-        && super::sync::wait_processed(s, &tx, std::time::Duration::from_secs(60), out)?
-    {
-        results = s.db.fetch_results(&tx)?;
+    // A replica's index may announce a length before its blocks arrive: not yet readable is
+    // not yet processed.
+    if wait && !matches!(s.db.is_processed(&tx), Ok(true)) {
+        if s.hosted && s.host_replicates {
+            s.deferred = Some(DeferredCall { tx, print_tx });
+            return Ok(EXIT_OK);
+        }
+        if !s.hosted {
+            super::sync::wait_processed(s, &tx, std::time::Duration::from_secs(60), out)?;
+        }
     }
+    finish_call(s, &tx, wait, print_tx, out)
+}
+
+/// The end of `vitra call`: records the transaction under `tx/`, prints the response (or the
+/// transaction with `print_tx`), reports rejected operations; with `wait`, fails when an
+/// operation is still unprocessed and exits [`EXIT_REJECTED`] when one was rejected.
+pub fn finish_call(
+    s: &mut Session,
+    tx: &Transaction,
+    wait: bool,
+    print_tx: bool,
+    out: &mut Output,
+) -> Result<u8> {
+    let results = s.db.fetch_results(tx)?;
     if !tx.operations.is_empty() {
         let path = s.tx_dir().join(format!("{}.json", tx.id()));
         write_json(&path, &tx.to_json(&results))?;

@@ -7,7 +7,7 @@
 //! the host answers with one JSON line `{"code", "stdout", "stderr"}` after running the
 //! command exactly as a local process would.
 
-use super::commands::{dir_of, options, run_in_session, Session};
+use super::commands::{dir_of, finish_call, options, run_in_session, DeferredCall, Session};
 use super::datadir::{lock_holder, Config, SOCKET_FILE};
 use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::Verdict;
@@ -216,6 +216,8 @@ pub fn serve(
         let (net, addr) = super::sync::Network::start(&session, listen, &peers, out)?;
         bound = addr;
         network = Some(net);
+        // Acks reach this host by replication: `call --wait` can be held until they do.
+        session.host_replicates = !session.db.is_executor();
     }
     let socket = socket_path(&dir);
     // We hold the lock, so a socket file left here belongs to a host that died.
@@ -245,10 +247,11 @@ pub fn serve(
     let idle = Duration::from_millis(20);
     let mut last_tick = Instant::now();
     let mut monitored_length = 0;
+    let mut waiting: Vec<Waiting> = Vec::new();
     while !STOP.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if handle(&mut session, stream, out) {
+                if handle(&mut session, stream, &mut waiting, out) {
                     break;
                 }
                 // Announce what the request appended without waiting for an idle moment.
@@ -263,11 +266,15 @@ pub fn serve(
             },
             Err(e) => out.eline(format!("host: accept failed: {e}")),
         }
+        if !waiting.is_empty() {
+            answer_waiting(&mut session, &mut waiting, false);
+        }
         if last_tick.elapsed() >= Duration::from_millis(500) {
             last_tick = Instant::now();
             tick(&mut session, &mut monitored_length, out);
         }
     }
+    answer_waiting(&mut session, &mut waiting, true);
     let _ = std::fs::remove_file(&socket);
     out.line("stopped");
     Ok(EXIT_OK)
@@ -298,8 +305,75 @@ fn tick(session: &mut Session, monitored_length: &mut u64, out: &mut Output) {
     }
 }
 
-/// Answers one connection; returns whether the host must stop.
-fn handle(session: &mut Session, stream: UnixStream, log: &mut Output) -> bool {
+/// How long the host holds a `call --wait` for the executor's acks.
+const CALL_WAIT: Duration = Duration::from_secs(60);
+
+/// A `call --wait` request held open until replication brings its acks.
+struct Waiting {
+    stream: UnixStream,
+    call: DeferredCall,
+    /// What the call printed before it was deferred.
+    stdout: String,
+    stderr: String,
+    deadline: Instant,
+}
+
+/// Answers each held `call --wait` whose operations are processed, has timed out, or (with
+/// `all`, when the host stops) every one.
+fn answer_waiting(session: &mut Session, waiting: &mut Vec<Waiting>, all: bool) {
+    let mut i = 0;
+    while i < waiting.len() {
+        let w = &waiting[i];
+        let processed = matches!(session.db.is_processed(&w.call.tx), Ok(true));
+        if !(processed || all || Instant::now() >= w.deadline) {
+            i += 1;
+            continue;
+        }
+        let w = waiting.swap_remove(i);
+        let (code, stdout, stderr) = capture_output(|out| {
+            let result = if processed {
+                finish_call(session, &w.call.tx, true, w.call.print_tx, out)
+            } else if all {
+                Err(CliError::Refused(format!(
+                    "the host stopped before transaction {} was processed",
+                    w.call.tx.id()
+                )))
+            } else {
+                Err(CliError::Refused(format!(
+                    "transaction {} was not processed within {} s",
+                    w.call.tx.id(),
+                    CALL_WAIT.as_secs()
+                )))
+            };
+            result.unwrap_or_else(|e| {
+                out.eline(format!("error: {}", super::one_line(&e.to_string())));
+                super::EXIT_FAILURE
+            })
+        });
+        reply(
+            &w.stream,
+            code,
+            &(w.stdout + &stdout),
+            &(w.stderr + &stderr),
+        );
+    }
+}
+
+fn reply(mut stream: &UnixStream, code: u8, stdout: &str, stderr: &str) {
+    let _ = writeln!(
+        stream,
+        "{}",
+        json!({"code": code, "stdout": stdout, "stderr": stderr})
+    );
+}
+
+/// Answers one connection (or holds it in `waiting`); returns whether the host must stop.
+fn handle(
+    session: &mut Session,
+    stream: UnixStream,
+    waiting: &mut Vec<Waiting>,
+    log: &mut Output,
+) -> bool {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut line = String::new();
@@ -307,13 +381,8 @@ fn handle(session: &mut Session, stream: UnixStream, log: &mut Output) -> bool {
         return false;
     }
     let doc: Json = serde_json::from_str(&line).unwrap_or(Json::Null);
-    let mut writer = &stream;
     if doc.get("stop").and_then(Json::as_bool) == Some(true) {
-        let _ = writeln!(
-            writer,
-            "{}",
-            json!({"code": EXIT_OK, "stdout": "host stopped\n", "stderr": ""})
-        );
+        reply(&stream, EXIT_OK, "host stopped\n", "");
         return true;
     }
     let args: Vec<String> = doc
@@ -327,14 +396,20 @@ fn handle(session: &mut Session, stream: UnixStream, log: &mut Output) -> bool {
         })
         .unwrap_or_default();
     let (code, stdout, stderr) = capture_output(|out| run_in_session(session, &args, out));
+    if let Some(call) = session.deferred.take() {
+        waiting.push(Waiting {
+            stream,
+            call,
+            stdout,
+            stderr,
+            deadline: Instant::now() + CALL_WAIT,
+        });
+        return false;
+    }
     if code == EXIT_FRAUD {
         log.eline(stderr.trim_end());
     }
-    let _ = writeln!(
-        writer,
-        "{}",
-        json!({"code": code, "stdout": stdout, "stderr": stderr})
-    );
+    reply(&stream, code, &stdout, &stderr);
     false
 }
 
