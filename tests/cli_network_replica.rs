@@ -429,6 +429,17 @@ fn served_kv_with_a_participant_replica() -> (tempfile::TempDir, PathBuf, Server
     (tmp, server_dir, server, replica, oplog)
 }
 
+/// `call claim --wait` on a kv database someone already claimed: exit 4, the reason on stderr.
+fn assert_claim_is_rejected_with_exit_4(dir: &Path) {
+    let rejected = run(dir, &["call", "claim", "--wait"]);
+    assert_eq!(rejected.code, 4, "{}", rejected.stderr);
+    assert!(
+        rejected.stderr.contains("already has an owner"),
+        "{}",
+        rejected.stderr
+    );
+}
+
 #[test]
 fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
     let (_tmp, _server_dir, server, replica, _) = served_kv_with_a_participant_replica();
@@ -447,13 +458,7 @@ fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
     );
     assert_eq!(ok(&replica, &["get", "/values/w"], 0).trim(), "7");
     // A rejected op is reported with exit 4, as on the executor.
-    let rejected = run(&replica, &["call", "claim", "--wait"]);
-    assert_eq!(rejected.code, 4, "{}", rejected.stderr);
-    assert!(
-        rejected.stderr.contains("already has an owner"),
-        "{}",
-        rejected.stderr
-    );
+    assert_claim_is_rejected_with_exit_4(&replica);
     drop(server);
 }
 
@@ -490,12 +495,6 @@ fn call_wait_through_a_replicas_host_is_answered_once_the_ack_arrives() {
     assert_eq!(ok(&replica, &["get", "/values/h"], 0).trim(), "8");
     assert_eq!(ok(&server_dir, &["get", "/values/h"], 0).trim(), "8");
     // A rejected op is reported with exit 4 through the host too.
-    let rejected = run(&replica, &["call", "claim", "--wait"]);
-    assert_eq!(rejected.code, 4, "{}", rejected.stderr);
-    assert!(
-        rejected.stderr.contains("already has an owner"),
-        "{}",
-        rejected.stderr
-    );
+    assert_claim_is_rejected_with_exit_4(&replica);
     drop(server);
 }
