@@ -1,10 +1,13 @@
 //! The `vitra` binary over loopback: `vitra serve --listen` runs an executor that replicates;
 //! `vitra load --peer` makes a replica in another directory that verifies; calls made on the
-//! server later reach the replica with `vitra sync` (latest) and `vitra sync --full`.
+//! server later reach the replica with `vitra sync` (latest) and `vitra sync --full`; JS
+//! Hyperbee (on JS Hypercore 11 and 10.38) reads the index `vitra serve --listen` serves.
 
 mod cli_support;
+mod replicate_support;
 
 use cli_support::{init, json, ok, run};
+use serde_json::Value as Json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -496,5 +499,90 @@ fn call_wait_through_a_replicas_host_is_answered_once_the_ack_arrives() {
     assert_eq!(ok(&server_dir, &["get", "/values/h"], 0).trim(), "8");
     // A rejected op is reported with exit 4 through the host too.
     assert_claim_is_rejected_with_exit_4(&replica);
+    drop(server);
+}
+
+/// What JS Hyperbee (`version`: "11" or "10-38") lists from the index `vitra serve --listen`
+/// serves at `addr`: (seq, path, value as tagged JSON) for each entry.
+fn js_hyperbee_entries(
+    version: &str,
+    addr: &str,
+    key: &str,
+    length: u64,
+) -> Vec<(u64, String, Json)> {
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let got = rt.block_on(async {
+        let mut js = replicate_support::Js::spawn(
+            "replicate_bee_reader.js",
+            &[version, &port, key, &length.to_string()],
+        );
+        js.wait_for("entries", 60).await
+    });
+    assert_eq!(got["length"], length, "JS Hyperbee {version}: {got}");
+    got["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let bytes = |k: &str| hex::decode(e[k].as_str().expect("hex")).expect("hex");
+            let value = vitra::codec::decode(&bytes("value")).expect("JS read a msgpack value");
+            (
+                e["seq"].as_u64().expect("seq"),
+                String::from_utf8(bytes("key")).expect("utf8 key"),
+                vitra::codec::to_json(&value),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn js_hyperbee_reads_the_index_vitra_serve_listens_with() {
+    let (tmp, dir, key) = init("kv.js");
+    ok(&dir, &["call", "claim", "--wait"], 0);
+    for (k, v) in [
+        ("a", "1"),
+        ("b", r#""two""#),
+        ("c", r#"{"deep": [true, null]}"#),
+    ] {
+        let params = format!(r#"{{"key": "{k}", "value": {v}}}"#);
+        ok(&dir, &["call", "put", "--params", &params, "--wait"], 0);
+    }
+    // Every index block as the CLI reads it: the newest put of each path is what JS must list.
+    let history = json(&ok(&dir, &["history", "index", "--json"], 0));
+    let mut latest = std::collections::BTreeMap::new();
+    for block in history.as_array().expect("history") {
+        let path = block["path"].as_str().expect("path").to_owned();
+        match block["type"].as_str() {
+            Some("put") => latest.insert(
+                path,
+                (block["seq"].as_u64().expect("seq"), block["value"].clone()),
+            ),
+            _ => latest.remove(&path),
+        };
+    }
+    let length = latest
+        .values()
+        .map(|(seq, _)| seq + 1)
+        .max()
+        .expect("blocks");
+    let server = Server::start(&dir, &tmp.path().join("server.log"));
+    for version in ["11", "10-38"] {
+        let entries = js_hyperbee_entries(version, &server.addr, &key, length);
+        let listed: std::collections::BTreeMap<String, (u64, Json)> = entries
+            .into_iter()
+            .map(|(seq, path, value)| (path, (seq, value)))
+            .collect();
+        // Vitra's Hyperbee keys are the path's segments joined by NUL (no leading separator).
+        let expected: std::collections::BTreeMap<String, (u64, Json)> = latest
+            .iter()
+            .map(|(p, v)| (p.trim_start_matches('/').replace('/', "\0"), v.clone()))
+            .collect();
+        assert_eq!(
+            listed, expected,
+            "JS Hyperbee {version} listed other entries"
+        );
+        assert_eq!(listed["values\0c"].1, json(r#"{"deep": [true, null]}"#));
+    }
     drop(server);
 }
