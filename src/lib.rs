@@ -12,6 +12,7 @@
 //!
 //! - [`codec`]: the JS value model, MessagePack as msgpackr 1.5.2 writes it, deep equality
 //!   and `localeCompare` ordering.
+//! - [`compact`]: compact-encoding, the byte format of Hypercore's on-disk and wire structures.
 //! - [`log`]: signed append-only logs (our Hypercore 10 core): JS Hypercore 10 storage format,
 //!   BLAKE2b Merkle tree, Ed25519 heads, truncation and forks, proofs, signed-head history, and
 //!   JS Vitra 0.1.3's pre-release cores.
@@ -41,6 +42,7 @@
 pub mod bee;
 pub mod cli;
 pub mod codec;
+pub mod compact;
 pub mod contract;
 pub mod database;
 pub mod executor;

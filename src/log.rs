@@ -37,7 +37,6 @@
 
 pub mod bitfield;
 pub mod crypto;
-pub mod encoding;
 pub mod legacy;
 pub mod oplog;
 pub mod proof;
@@ -55,8 +54,8 @@ pub use storage::{MemoryStorage, Storage};
 pub use store::LogStore;
 pub use tree::Node;
 
+use crate::compact::{DecodeError, Writer};
 use bitfield::Bitfield;
-use encoding::{DecodeError, Writer};
 use oplog::{BitfieldUpdate, Entry, ReorgHint, TreeHeader, TreeUpgrade, ENTRY_OFFSET, PAGE_SIZE};
 use storage::StoreFile;
 

@@ -37,7 +37,6 @@
 //! another connection, and never decides what to replicate: the replication engine above it
 //! (built on the log engine) owns requests, proofs and storage.
 
-pub mod compact;
 pub mod connection;
 pub mod discovery;
 pub mod noise;
@@ -118,12 +117,9 @@ pub enum NetError {
         /// The largest allowed.
         max: usize,
     },
-    /// A message ended before a field could be read.
-    #[error("message truncated while reading {what}")]
-    Truncated {
-        /// The field.
-        what: &'static str,
-    },
+    /// A message could not be decoded (it ended early or held an impossible value).
+    #[error("malformed message: {0}")]
+    Decode(#[from] crate::compact::DecodeError),
     /// A field held a value we cannot accept.
     #[error("invalid {what}: {reason}")]
     InvalidValue {

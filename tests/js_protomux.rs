@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::JsPeer;
 use tokio::net::TcpListener;
-use vitra::net::compact::{put_string, Reader};
+use vitra::compact::{put_string, Reader};
 use vitra::net::{Connection, ConnectionConfig, KeyPair, MuxChannel, NetError};
 
 fn string(s: &str) -> Vec<u8> {

@@ -55,7 +55,7 @@ proptest! {
         ), 1..4),
         small in any::<bool>(),
     ) {
-        use vitra::log::encoding::Writer;
+        use vitra::compact::Writer;
         use vitra::log::oplog::{frame, BitfieldUpdate, TreeUpgrade};
         use vitra::log::Node;
         let m = sample_log();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokio::io::AsyncWriteExt;
-use vitra::net::compact::Reader;
+use vitra::compact::Reader;
 use vitra::net::noise::Handshake;
 use vitra::net::protomux::{decode_frame, encode_message, encode_open};
 use vitra::net::secretstream::Pull;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use vitra::net::compact::{put_string, Reader};
+use vitra::compact::{put_string, Reader};
 use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig, SwarmPeer};
 use vitra::net::protomux::{self, Frame};
 use vitra::net::{wire, NetError};

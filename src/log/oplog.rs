@@ -8,8 +8,8 @@
 //! An entry counts only if its header bit equals the active slot and no later entry of its
 //! atomic group is missing.
 
-use super::encoding::{DecodeError, Reader, Writer};
 use super::tree::Node;
+use crate::compact::{DecodeError, Reader, Writer};
 
 /// Size of one header slot.
 pub const PAGE_SIZE: u64 = 4096;

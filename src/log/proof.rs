@@ -5,10 +5,10 @@
 //! checks a self-contained proof (upgrade from 0) with nothing but the public key.
 
 use super::crypto;
-use super::encoding::{DecodeError, Reader, Writer};
 use super::oplog::{BitfieldUpdate, Entry, Manifest, TreeHeader, TreeUpgrade};
 use super::tree::{self, Iter, Node};
 use super::{detect_scheme, Log, LogError, Result, SignedHead};
+use crate::compact::{DecodeError, Reader, Writer};
 
 /// Ask for a block (or a tree node) and `nodes` of its uncle path the asker already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -373,7 +373,7 @@ impl Handshake {
                 reason: "unexpected handshake message",
             });
         }
-        let mut r = super::compact::Reader::new(msg);
+        let mut r = crate::compact::Reader::new(msg);
         let short = |_| NetError::HandshakeFailed {
             reason: "handshake message too short",
         };
@@ -392,7 +392,7 @@ impl Handshake {
                 self.re = Some(re);
                 let ee = self.dh_with(false, false)?;
                 self.mix_key(&ee);
-                let s_ct = r.take(32 + MACLEN, "s").map_err(short)?;
+                let s_ct = r.bytes(32 + MACLEN, "s").map_err(short)?;
                 let rs = self.decrypt_and_hash(s_ct)?;
                 self.rs = Some(to32(&rs)?);
                 let es = self.dh_with(false, true)?;
@@ -401,7 +401,7 @@ impl Handshake {
             }
             Step::Third => {
                 // responder reads s, se
-                let s_ct = r.take(32 + MACLEN, "s").map_err(short)?;
+                let s_ct = r.bytes(32 + MACLEN, "s").map_err(short)?;
                 let rs = self.decrypt_and_hash(s_ct)?;
                 self.rs = Some(to32(&rs)?);
                 let se = self.dh_with(false, true)?;

@@ -14,8 +14,8 @@
 //! open. This module is sans-IO: [`decode_frame`] turns bytes into [`Frame`]s (batches are
 //! flattened) and the `encode_*` functions build frames.
 
-use super::compact::{put_buffer, put_optional_buffer, put_string, put_uint, Reader};
 use super::NetError;
+use crate::compact::{put_buffer, put_optional_buffer, put_string, put_uint, Reader};
 
 /// How deep batches may nest (JS allows any depth; real peers never nest).
 const MAX_BATCH_DEPTH: usize = 4;
@@ -97,13 +97,13 @@ fn decode_into(
                     channel = r.uint("batch channel id")?;
                     continue;
                 }
-                let entry = r.take(len, "batch entry")?;
+                let entry = r.bytes(len, "batch entry")?;
                 decode_into(channel, &mut Reader::new(entry), out, depth + 1)?;
             }
         }
         1 => {
             let remote_id = r.uint("open id")?;
-            let protocol = r.string("open protocol")?;
+            let protocol = r.string_lossy("open protocol")?;
             let id = r.optional_buffer("open channel id")?.map(<[u8]>::to_vec);
             out.push(Frame::Open {
                 remote_id,

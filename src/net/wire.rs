@@ -8,11 +8,11 @@
 //! decoders ignore trailing bytes and 11 decoders treat them as absent. The upgrade signature
 //! is a length-prefixed buffer in both (empty means none).
 
-use super::compact::{
-    put_buffer, put_optional_buffer, put_string, put_uint, put_uint32_array, Reader,
-};
 use super::stream::{keyed_blake2b_256, namespace};
 use super::NetError;
+use crate::compact::{
+    put_buffer, put_optional_buffer, put_string, put_uint, put_uint32_array, Reader,
+};
 
 /// The protomux protocol name JS Hypercore opens.
 pub const PROTOCOL: &str = "hypercore/alpha";
@@ -562,8 +562,9 @@ impl Message {
                 let manifest = if flags & 16 != 0 {
                     let rest = r.rest();
                     if rest.is_empty() {
-                        return Err(NetError::Truncated {
+                        return Err(NetError::InvalidValue {
                             what: "data manifest",
+                            reason: "the manifest flag is set but no manifest follows".into(),
                         });
                     }
                     Some(rest.to_vec())
@@ -611,7 +612,7 @@ impl Message {
                 })
             }
             9 => Message::Extension(Extension {
-                name: r.string("extension name")?,
+                name: r.string_lossy("extension name")?,
                 message: r.rest().to_vec(),
             }),
             other => return Err(NetError::UnknownMessageType { kind: other }),
