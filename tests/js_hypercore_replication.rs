@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::JsPeer;
 use tokio::net::TcpListener;
-use vitra::net::wire::{discovery_key, Message, Request, RequestBlock, RequestUpgrade, Sync};
+use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
+use vitra::net::wire::{discovery_key, Message, Request, Sync};
 use vitra::net::{Channel, Connection, ConnectionConfig, KeyPair, NetError};
 
 fn key_of(v: &serde_json::Value) -> [u8; 32] {
@@ -51,10 +52,12 @@ async fn fetch_block(ch: &mut Channel, length: u64, index: u64, prefix: &str) {
     .expect("send sync");
     ch.send(&Message::Request(Request {
         id: 1,
-        fork: 0,
-        block: Some(RequestBlock { index, nodes: 0 }),
-        upgrade: Some(RequestUpgrade { start: 0, length }),
-        ..Request::default()
+        proof: ProofRequest {
+            fork: 0,
+            block: Some(RequestBlock { index, nodes: 0 }),
+            upgrade: Some(RequestUpgrade { start: 0, length }),
+            ..ProofRequest::default()
+        },
     }))
     .expect("send request");
 
@@ -66,6 +69,7 @@ async fn fetch_block(ch: &mut Channel, length: u64, index: u64, prefix: &str) {
         }
     };
     assert_eq!(data.request, 1);
+    let data = data.proof;
     assert_eq!(data.fork, 0);
     let block = data.block.expect("block in reply");
     assert_eq!(block.index, index);

@@ -8,6 +8,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use tokio::io::AsyncWriteExt;
 use vitra::compact::Reader;
+use vitra::log::proof::{
+    DataBlock, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestUpgrade,
+};
+use vitra::log::{Manifest, Node};
 use vitra::net::noise::Handshake;
 use vitra::net::protomux::{decode_frame, encode_message, encode_open};
 use vitra::net::secretstream::Pull;
@@ -70,10 +74,13 @@ proptest! {
     }
 }
 
-fn arb_nodes() -> impl Strategy<Value = Vec<wire::Node>> {
+fn arb_nodes() -> impl Strategy<Value = Vec<Node>> {
     prop::collection::vec(
-        (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
-            .prop_map(|(index, size, hash)| wire::Node { index, size, hash }),
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, size, hash)| Node {
+            index,
+            size,
+            hash,
+        }),
         0..4,
     )
 }
@@ -104,13 +111,15 @@ fn arb_message() -> impl Strategy<Value = Message> {
             .prop_map(
                 |(id, fork, block, upgrade, manifest, priority)| Message::Request(wire::Request {
                     id,
-                    fork,
-                    block: block.map(|(index, nodes)| wire::RequestBlock { index, nodes }),
-                    hash: None,
-                    seek: None,
-                    upgrade: upgrade.map(|(start, length)| wire::RequestUpgrade { start, length }),
-                    manifest,
-                    priority,
+                    proof: ProofRequest {
+                        fork,
+                        block: block.map(|(index, nodes)| RequestBlock { index, nodes }),
+                        hash: None,
+                        seek: None,
+                        upgrade: upgrade.map(|(start, length)| RequestUpgrade { start, length }),
+                        manifest,
+                        priority,
+                    }
                 })
             ),
         (
@@ -118,29 +127,31 @@ fn arb_message() -> impl Strategy<Value = Message> {
             small,
             prop::option::of((small, bytes(100), arb_nodes())),
             prop::option::of((small, small, arb_nodes(), arb_nodes(), bytes(70))),
-            prop::option::of(prop::collection::vec(any::<u8>(), 1..20))
+            prop::option::of(any::<[u8; 32]>())
         )
             .prop_map(|(request, fork, block, upgrade, manifest)| Message::Data(
                 wire::Data {
                     request,
-                    fork,
-                    block: block.map(|(index, value, nodes)| wire::DataBlock {
-                        index,
-                        value,
-                        nodes
-                    }),
-                    hash: None,
-                    seek: None,
-                    upgrade: upgrade.map(|(start, length, nodes, additional_nodes, signature)| {
-                        wire::DataUpgrade {
-                            start,
-                            length,
-                            nodes,
-                            additional_nodes,
-                            signature,
-                        }
-                    }),
-                    manifest,
+                    proof: Proof {
+                        fork,
+                        block: block.map(|(index, value, nodes)| DataBlock {
+                            index,
+                            value,
+                            nodes
+                        }),
+                        hash: None,
+                        seek: None,
+                        upgrade: upgrade.map(
+                            |(start, length, nodes, additional_nodes, signature)| DataUpgrade {
+                                start,
+                                length,
+                                nodes,
+                                additional_nodes,
+                                signature,
+                            }
+                        ),
+                        manifest: manifest.map(Manifest::compat),
+                    }
                 }
             )),
         (small, small)

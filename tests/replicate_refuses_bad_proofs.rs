@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use replicate_support::block;
 use vitra::log::{Log, MemoryStorage, Storage};
-use vitra::net::replicate::{
-    data_from_proof, proof_request, Download, Logs, Notice, Replicator, ReplicatorConfig,
-};
+use vitra::net::replicate::{Download, Logs, Notice, Replicator, ReplicatorConfig};
 use vitra::net::wire::{Message, Sync};
 use vitra::net::{Connection, ConnectionConfig, KeyPair};
 
@@ -57,8 +55,11 @@ async fn hostile_peer(addr: String, honest: Log, prover: Log, tamper: fn(&mut Me
     .expect("range");
     while let Ok(msg) = ch.recv().await {
         if let Message::Request(r) = msg {
-            let proof = prover.create_proof(&proof_request(&r)).expect("proof");
-            let mut reply = Message::Data(data_from_proof(r.id, &proof));
+            let proof = prover.create_proof(&r.proof).expect("proof");
+            let mut reply = Message::Data(vitra::net::wire::Data {
+                request: r.id,
+                proof,
+            });
             tamper(&mut reply);
             if ch.send(&reply).is_err() {
                 break;
@@ -116,7 +117,7 @@ async fn altered_block_is_refused_and_not_stored() {
     let prover_copy = honest_clone(&honest);
     let (set, notices, key) = run_against(honest, prover_copy, |m| {
         if let Message::Data(d) = m {
-            if let Some(b) = d.block.as_mut() {
+            if let Some(b) = d.proof.block.as_mut() {
                 if let Some(first) = b.value.first_mut() {
                     *first ^= 1;
                 }
@@ -157,7 +158,8 @@ fn honest_clone(log: &Log) -> Log {
 /// answers the same peer afterwards.
 #[tokio::test]
 async fn extreme_messages_are_answered_or_ignored() {
-    use vitra::net::wire::{Bitfield, Range, Request, RequestBlock, RequestUpgrade, Want};
+    use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
+    use vitra::net::wire::{Bitfield, Range, Request, Want};
     let log = writer(4);
     let key = log.public_key();
     let mut set = Logs::new();
@@ -203,26 +205,28 @@ async fn extreme_messages_are_answered_or_ignored() {
         }),
         Message::Request(Request {
             id: 1,
-            fork: 0,
-            block: Some(RequestBlock {
-                index: u64::MAX,
-                nodes: u64::MAX,
-            }),
-            upgrade: Some(RequestUpgrade {
-                start: near,
-                length: u64::MAX,
-            }),
-            ..Request::default()
+            proof: ProofRequest {
+                block: Some(RequestBlock {
+                    index: u64::MAX,
+                    nodes: u64::MAX,
+                }),
+                upgrade: Some(RequestUpgrade {
+                    start: near,
+                    length: u64::MAX,
+                }),
+                ..ProofRequest::default()
+            },
         }),
         Message::Request(Request {
             id: 2,
-            fork: 0,
-            block: Some(RequestBlock { index: 3, nodes: 0 }),
-            upgrade: Some(RequestUpgrade {
-                start: 0,
-                length: 4,
-            }),
-            ..Request::default()
+            proof: ProofRequest {
+                block: Some(RequestBlock { index: 3, nodes: 0 }),
+                upgrade: Some(RequestUpgrade {
+                    start: 0,
+                    length: 4,
+                }),
+                ..ProofRequest::default()
+            },
         }),
     ])
     .expect("send");
@@ -235,7 +239,8 @@ async fn extreme_messages_are_answered_or_ignored() {
         match msg {
             Message::NoData(n) => nodata |= n.request == 1,
             Message::Data(d) => {
-                data |= d.request == 2 && d.block.as_ref().is_some_and(|b| b.value == block(3));
+                data |=
+                    d.request == 2 && d.proof.block.as_ref().is_some_and(|b| b.value == block(3));
             }
             Message::Bitfield(b) => bitfield |= b.bitfield.iter().all(|w| *w == 0),
             _ => {}

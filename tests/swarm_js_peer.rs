@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vitra::compact::{put_string, Reader};
+use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
 use vitra::net::discovery::{DiscoveryError, Swarm, SwarmConfig, SwarmPeer};
 use vitra::net::protomux::{self, Frame};
 use vitra::net::{wire, NetError};
@@ -492,12 +493,14 @@ async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
             1,
             &wire::Message::Request(wire::Request {
                 id: 1,
-                block: Some(wire::RequestBlock { index: 1, nodes: 0 }),
-                upgrade: Some(wire::RequestUpgrade {
-                    start: 0,
-                    length: 3,
-                }),
-                ..wire::Request::default()
+                proof: ProofRequest {
+                    block: Some(RequestBlock { index: 1, nodes: 0 }),
+                    upgrade: Some(RequestUpgrade {
+                        start: 0,
+                        length: 3,
+                    }),
+                    ..ProofRequest::default()
+                },
             }),
         )
         .await;
@@ -509,6 +512,7 @@ async fn rust_fetches_a_block_from_a_js_hypercore_found_by_its_discovery_key() {
         }
     };
     assert_eq!(data.request, 1);
+    let data = data.proof;
     let block = data.block.expect("block in JS's reply");
     assert_eq!((block.index, block.value), (1, b"core-block-1".to_vec()));
     let upgrade = data.upgrade.expect("upgrade in JS's reply");

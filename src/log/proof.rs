@@ -8,10 +8,10 @@ use super::crypto;
 use super::oplog::{BitfieldUpdate, Entry, Manifest, TreeHeader, TreeUpgrade};
 use super::tree::{self, Iter, Node};
 use super::{detect_scheme, Log, LogError, Result, SignedHead};
-use crate::compact::{DecodeError, Reader, Writer};
+use crate::compact::{put_buffer, put_uint, DecodeError, Reader, Writer};
 
 /// Ask for a block (or a tree node) and `nodes` of its uncle path the asker already has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestBlock {
     /// Block seq (for `block`) or flat-tree index (for `hash`).
     pub index: u64,
@@ -20,7 +20,7 @@ pub struct RequestBlock {
 }
 
 /// Ask for the block containing a byte offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestSeek {
     /// Byte offset.
     pub bytes: u64,
@@ -29,7 +29,7 @@ pub struct RequestSeek {
 }
 
 /// Ask for a signed upgrade from `start` covering `length` blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestUpgrade {
     /// Length the asker has.
     pub start: u64,
@@ -57,7 +57,7 @@ pub struct ProofRequest {
 }
 
 /// Block part of a proof.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataBlock {
     /// Block seq.
     pub index: u64,
@@ -68,7 +68,7 @@ pub struct DataBlock {
 }
 
 /// Hash part of a proof.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataHash {
     /// Flat-tree index.
     pub index: u64,
@@ -77,7 +77,7 @@ pub struct DataHash {
 }
 
 /// Seek part of a proof.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataSeek {
     /// Byte offset sought.
     pub bytes: u64,
@@ -87,7 +87,7 @@ pub struct DataSeek {
 
 /// Upgrade part of a proof: the nodes to grow the asker's roots to `start + length` (and
 /// `additional_nodes` up to the full head), with the head's signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataUpgrade {
     /// Asker's length.
     pub start: u64,
@@ -118,16 +118,17 @@ pub struct Proof {
     pub manifest: Option<Manifest>,
 }
 
-fn enc_nodes(w: &mut Writer, nodes: &[Node]) {
-    w.uint(nodes.len() as u64);
+fn put_nodes(out: &mut Vec<u8>, nodes: &[Node]) {
+    put_uint(out, nodes.len() as u64);
     for n in nodes {
-        w.uint(n.index);
-        w.uint(n.size);
-        w.raw(&n.hash);
+        put_uint(out, n.index);
+        put_uint(out, n.size);
+        out.extend_from_slice(&n.hash);
     }
 }
 
-fn dec_nodes(r: &mut Reader) -> Result<Vec<Node>, DecodeError> {
+fn read_nodes(r: &mut Reader) -> Result<Vec<Node>, DecodeError> {
+    // Each node takes at least 34 bytes: a hostile count never allocates.
     let n = r.count("nodes", 34)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -140,203 +141,204 @@ fn dec_nodes(r: &mut Reader) -> Result<Vec<Node>, DecodeError> {
     Ok(out)
 }
 
+/// Reads a part of a message when its flag is set.
+fn part<T>(
+    on: bool,
+    r: &mut Reader,
+    read: impl FnOnce(&mut Reader) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    if on {
+        read(r).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 impl ProofRequest {
     /// Encodes as `wire.request` with request id `id`.
     pub fn encode(&self, id: u64) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut out = Vec::new();
+        self.write(id, &mut out);
+        out
+    }
+
+    /// Appends the `wire.request` body with request id `id` to `out`.
+    pub fn write(&self, id: u64, out: &mut Vec<u8>) {
         let flags = u64::from(self.block.is_some())
-            | if self.hash.is_some() { 2 } else { 0 }
-            | if self.seek.is_some() { 4 } else { 0 }
-            | if self.upgrade.is_some() { 8 } else { 0 }
-            | if self.manifest { 16 } else { 0 }
-            | if self.priority != 0 { 32 } else { 0 };
-        w.uint(flags);
-        w.uint(id);
-        w.uint(self.fork);
+            | u64::from(self.hash.is_some()) << 1
+            | u64::from(self.seek.is_some()) << 2
+            | u64::from(self.upgrade.is_some()) << 3
+            | u64::from(self.manifest) << 4
+            | u64::from(self.priority != 0) << 5;
+        put_uint(out, flags);
+        put_uint(out, id);
+        put_uint(out, self.fork);
         for b in [&self.block, &self.hash].into_iter().flatten() {
-            w.uint(b.index);
-            w.uint(b.nodes);
+            put_uint(out, b.index);
+            put_uint(out, b.nodes);
         }
         if let Some(s) = &self.seek {
-            w.uint(s.bytes);
-            w.uint(s.padding);
+            put_uint(out, s.bytes);
+            put_uint(out, s.padding);
         }
         if let Some(u) = &self.upgrade {
-            w.uint(u.start);
-            w.uint(u.length);
+            put_uint(out, u.start);
+            put_uint(out, u.length);
         }
         if self.priority != 0 {
-            w.uint(self.priority);
+            put_uint(out, self.priority);
         }
-        w.buf
     }
 
     /// Decodes `wire.request`, returning `(id, request)`.
     pub fn decode(buf: &[u8]) -> Result<(u64, ProofRequest)> {
-        let dec = |buf: &[u8]| -> Result<(u64, ProofRequest), DecodeError> {
-            let mut r = Reader::new(buf);
-            let flags = r.uint("request flags")?;
-            let id = r.uint("request id")?;
-            let fork = r.uint("request fork")?;
-            let rb = |r: &mut Reader| -> Result<RequestBlock, DecodeError> {
-                Ok(RequestBlock {
-                    index: r.uint("request index")?,
-                    nodes: r.uint("request nodes")?,
-                })
-            };
-            let block = if flags & 1 != 0 {
-                Some(rb(&mut r)?)
-            } else {
-                None
-            };
-            let hash = if flags & 2 != 0 {
-                Some(rb(&mut r)?)
-            } else {
-                None
-            };
-            let seek = if flags & 4 != 0 {
-                Some(RequestSeek {
-                    bytes: r.uint("seek bytes")?,
-                    padding: r.uint("seek padding")?,
-                })
-            } else {
-                None
-            };
-            let upgrade = if flags & 8 != 0 {
-                Some(RequestUpgrade {
-                    start: r.uint("upgrade start")?,
-                    length: r.uint("upgrade length")?,
-                })
-            } else {
-                None
-            };
-            let priority = if flags & 32 != 0 {
-                r.uint("priority")?
-            } else {
-                0
-            };
-            Ok((
-                id,
-                ProofRequest {
-                    fork,
-                    block,
-                    hash,
-                    seek,
-                    upgrade,
-                    manifest: flags & 16 != 0,
-                    priority,
-                },
-            ))
-        };
-        dec(buf).map_err(|source| LogError::Decode {
+        Self::read(&mut Reader::new(buf)).map_err(|source| LogError::Decode {
             what: "proof request",
             source,
         })
+    }
+
+    /// Reads a `wire.request` body, returning `(id, request)`; trailing bytes are left.
+    pub fn read(r: &mut Reader) -> Result<(u64, ProofRequest), DecodeError> {
+        let flags = r.uint("request flags")?;
+        let id = r.uint("request id")?;
+        let fork = r.uint("request fork")?;
+        let block = |r: &mut Reader| -> Result<RequestBlock, DecodeError> {
+            Ok(RequestBlock {
+                index: r.uint("request index")?,
+                nodes: r.uint("request nodes")?,
+            })
+        };
+        let block_part = part(flags & 1 != 0, r, block)?;
+        let hash = part(flags & 2 != 0, r, block)?;
+        let seek = part(flags & 4 != 0, r, |r| {
+            Ok(RequestSeek {
+                bytes: r.uint("seek bytes")?,
+                padding: r.uint("seek padding")?,
+            })
+        })?;
+        let upgrade = part(flags & 8 != 0, r, |r| {
+            Ok(RequestUpgrade {
+                start: r.uint("upgrade start")?,
+                length: r.uint("upgrade length")?,
+            })
+        })?;
+        let priority = part(flags & 32 != 0, r, |r| r.uint("priority"))?.unwrap_or(0);
+        Ok((
+            id,
+            ProofRequest {
+                fork,
+                block: block_part,
+                hash,
+                seek,
+                upgrade,
+                manifest: flags & 16 != 0,
+                priority,
+            },
+        ))
     }
 }
 
 impl Proof {
     /// Encodes as `wire.data` answering request `request_id`.
     pub fn encode(&self, request_id: u64) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut out = Vec::new();
+        self.write(request_id, &mut out);
+        out
+    }
+
+    /// Appends the `wire.data` body answering request `request_id` to `out`.
+    pub fn write(&self, request_id: u64, out: &mut Vec<u8>) {
         let flags = u64::from(self.block.is_some())
-            | if self.hash.is_some() { 2 } else { 0 }
-            | if self.seek.is_some() { 4 } else { 0 }
-            | if self.upgrade.is_some() { 8 } else { 0 }
-            | if self.manifest.is_some() { 16 } else { 0 };
-        w.uint(flags);
-        w.uint(request_id);
-        w.uint(self.fork);
+            | u64::from(self.hash.is_some()) << 1
+            | u64::from(self.seek.is_some()) << 2
+            | u64::from(self.upgrade.is_some()) << 3
+            | u64::from(self.manifest.is_some()) << 4;
+        put_uint(out, flags);
+        put_uint(out, request_id);
+        put_uint(out, self.fork);
         if let Some(b) = &self.block {
-            w.uint(b.index);
-            w.buffer(&b.value);
-            enc_nodes(&mut w, &b.nodes);
+            put_uint(out, b.index);
+            put_buffer(out, &b.value);
+            put_nodes(out, &b.nodes);
         }
         if let Some(h) = &self.hash {
-            w.uint(h.index);
-            enc_nodes(&mut w, &h.nodes);
+            put_uint(out, h.index);
+            put_nodes(out, &h.nodes);
         }
         if let Some(s) = &self.seek {
-            w.uint(s.bytes);
-            enc_nodes(&mut w, &s.nodes);
+            put_uint(out, s.bytes);
+            put_nodes(out, &s.nodes);
         }
         if let Some(u) = &self.upgrade {
-            w.uint(u.start);
-            w.uint(u.length);
-            enc_nodes(&mut w, &u.nodes);
-            enc_nodes(&mut w, &u.additional_nodes);
-            w.buffer(&u.signature);
+            put_uint(out, u.start);
+            put_uint(out, u.length);
+            put_nodes(out, &u.nodes);
+            put_nodes(out, &u.additional_nodes);
+            put_buffer(out, &u.signature);
         }
         if let Some(m) = &self.manifest {
+            let mut w = Writer {
+                buf: std::mem::take(out),
+            };
             m.encode(&mut w);
+            *out = w.buf;
         }
-        w.buf
     }
 
     /// Decodes `wire.data`, returning `(request id, proof)`.
     pub fn decode(buf: &[u8]) -> Result<(u64, Proof)> {
-        let dec = |buf: &[u8]| -> Result<(u64, Proof), DecodeError> {
-            let mut r = Reader::new(buf);
-            let flags = r.uint("data flags")?;
-            let id = r.uint("data request")?;
-            let fork = r.uint("data fork")?;
-            let block = if flags & 1 != 0 {
-                Some(DataBlock {
-                    index: r.uint("block index")?,
-                    value: r.buffer("block value")?.to_vec(),
-                    nodes: dec_nodes(&mut r)?,
-                })
-            } else {
-                None
-            };
-            let hash = if flags & 2 != 0 {
-                Some(DataHash {
-                    index: r.uint("hash index")?,
-                    nodes: dec_nodes(&mut r)?,
-                })
-            } else {
-                None
-            };
-            let seek = if flags & 4 != 0 {
-                Some(DataSeek {
-                    bytes: r.uint("seek bytes")?,
-                    nodes: dec_nodes(&mut r)?,
-                })
-            } else {
-                None
-            };
-            let upgrade = if flags & 8 != 0 {
-                Some(DataUpgrade {
-                    start: r.uint("upgrade start")?,
-                    length: r.uint("upgrade length")?,
-                    nodes: dec_nodes(&mut r)?,
-                    additional_nodes: dec_nodes(&mut r)?,
-                    signature: r.buffer("upgrade signature")?.to_vec(),
-                })
-            } else {
-                None
-            };
-            let manifest = if flags & 16 != 0 {
-                Some(Manifest::decode(&mut r)?)
-            } else {
-                None
-            };
-            Ok((
-                id,
-                Proof {
-                    fork,
-                    block,
-                    hash,
-                    seek,
-                    upgrade,
-                    manifest,
-                },
-            ))
-        };
-        dec(buf).map_err(|source| LogError::Decode {
+        Self::read(&mut Reader::new(buf)).map_err(|source| LogError::Decode {
             what: "proof",
             source,
         })
+    }
+
+    /// Reads a `wire.data` body, returning `(request id, proof)`; trailing bytes are left.
+    pub fn read(r: &mut Reader) -> Result<(u64, Proof), DecodeError> {
+        let flags = r.uint("data flags")?;
+        let id = r.uint("data request")?;
+        let fork = r.uint("data fork")?;
+        let block = part(flags & 1 != 0, r, |r| {
+            Ok(DataBlock {
+                index: r.uint("block index")?,
+                value: r.buffer("block value")?.to_vec(),
+                nodes: read_nodes(r)?,
+            })
+        })?;
+        let hash = part(flags & 2 != 0, r, |r| {
+            Ok(DataHash {
+                index: r.uint("hash index")?,
+                nodes: read_nodes(r)?,
+            })
+        })?;
+        let seek = part(flags & 4 != 0, r, |r| {
+            Ok(DataSeek {
+                bytes: r.uint("seek bytes")?,
+                nodes: read_nodes(r)?,
+            })
+        })?;
+        let upgrade = part(flags & 8 != 0, r, |r| {
+            Ok(DataUpgrade {
+                start: r.uint("upgrade start")?,
+                length: r.uint("upgrade length")?,
+                nodes: read_nodes(r)?,
+                additional_nodes: read_nodes(r)?,
+                signature: r.buffer("upgrade signature")?.to_vec(),
+            })
+        })?;
+        let manifest = part(flags & 16 != 0, r, Manifest::decode)?;
+        Ok((
+            id,
+            Proof {
+                fork,
+                block,
+                hash,
+                seek,
+                upgrade,
+                manifest,
+            },
+        ))
     }
 }
 

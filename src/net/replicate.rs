@@ -384,109 +384,16 @@ impl std::fmt::Debug for Replicator {
     }
 }
 
-fn to_wire_nodes(nodes: &[crate::log::Node]) -> Vec<wire::Node> {
-    nodes
-        .iter()
-        .map(|n| wire::Node {
-            index: n.index,
-            size: n.size,
-            hash: n.hash,
-        })
-        .collect()
-}
-
-fn from_wire_nodes(nodes: &[wire::Node]) -> Vec<crate::log::Node> {
-    nodes
-        .iter()
-        .map(|n| crate::log::Node {
-            index: n.index,
-            size: n.size,
-            hash: n.hash,
-        })
-        .collect()
-}
-
-/// A wire request as the log's proof request.
-pub fn proof_request(r: &wire::Request) -> ProofRequest {
-    ProofRequest {
-        fork: r.fork,
-        block: r.block.as_ref().map(|b| lproof::RequestBlock {
-            index: b.index,
-            nodes: b.nodes,
-        }),
-        hash: r.hash.as_ref().map(|b| lproof::RequestBlock {
-            index: b.index,
-            nodes: b.nodes,
-        }),
-        seek: r.seek.as_ref().map(|s| lproof::RequestSeek {
-            bytes: s.bytes,
-            padding: s.padding,
-        }),
-        upgrade: r.upgrade.as_ref().map(|u| lproof::RequestUpgrade {
-            start: u.start,
-            length: u.length,
-        }),
-        manifest: r.manifest,
-        priority: r.priority,
-    }
-}
-
-/// A wire data message as the log's proof (a manifest, which compat cores do not use, is
-/// dropped).
-pub fn proof_from_data(d: &wire::Data) -> Proof {
-    Proof {
-        fork: d.fork,
-        block: d.block.as_ref().map(|b| lproof::DataBlock {
-            index: b.index,
-            value: b.value.clone(),
-            nodes: from_wire_nodes(&b.nodes),
-        }),
-        hash: d.hash.as_ref().map(|h| lproof::DataHash {
-            index: h.index,
-            nodes: from_wire_nodes(&h.nodes),
-        }),
-        seek: d.seek.as_ref().map(|s| lproof::DataSeek {
-            bytes: s.bytes,
-            nodes: from_wire_nodes(&s.nodes),
-        }),
-        upgrade: d.upgrade.as_ref().map(|u| lproof::DataUpgrade {
-            start: u.start,
-            length: u.length,
-            nodes: from_wire_nodes(&u.nodes),
-            additional_nodes: from_wire_nodes(&u.additional_nodes),
-            signature: u.signature.clone(),
-        }),
-        manifest: None,
-    }
-}
-
-/// A log's proof as the wire data message answering request `request`.
-pub fn data_from_proof(request: u64, p: &Proof) -> wire::Data {
-    wire::Data {
-        request,
-        fork: p.fork,
-        block: p.block.as_ref().map(|b| wire::DataBlock {
-            index: b.index,
-            value: b.value.clone(),
-            nodes: to_wire_nodes(&b.nodes),
-        }),
-        hash: p.hash.as_ref().map(|h| wire::DataHash {
-            index: h.index,
-            nodes: to_wire_nodes(&h.nodes),
-        }),
-        seek: p.seek.as_ref().map(|s| wire::DataSeek {
-            bytes: s.bytes,
-            nodes: to_wire_nodes(&s.nodes),
-        }),
-        upgrade: p.upgrade.as_ref().map(|u| wire::DataUpgrade {
-            start: u.start,
-            length: u.length,
-            nodes: to_wire_nodes(&u.nodes),
-            additional_nodes: to_wire_nodes(&u.additional_nodes),
-            signature: u.signature.clone(),
-        }),
-        manifest: None,
-    }
+/// A `wire.request` for an upgrade from `start` covering `length` blocks, on `fork`.
+fn upgrade_request(id: u64, fork: u64, start: u64, length: u64) -> Message {
+    Message::Request(wire::Request {
+        id,
+        proof: ProofRequest {
+            fork,
+            upgrade: Some(lproof::RequestUpgrade { start, length }),
+            ..Default::default()
+        },
+    })
 }
 
 async fn channel_task(
@@ -1026,15 +933,16 @@ impl Replicator {
             }
             Message::Request(r) => {
                 let reply = match set.log(&key) {
-                    Some(log) if r.fork == log.fork() => {
-                        match log.create_proof(&proof_request(&r)) {
-                            Ok(p) => Message::Data(data_from_proof(r.id, &p)),
-                            Err(_) => Message::NoData(wire::NoData {
-                                request: r.id,
-                                reason: 0,
-                            }),
-                        }
-                    }
+                    Some(log) if r.proof.fork == log.fork() => match log.create_proof(&r.proof) {
+                        Ok(proof) => Message::Data(wire::Data {
+                            request: r.id,
+                            proof,
+                        }),
+                        Err(_) => Message::NoData(wire::NoData {
+                            request: r.id,
+                            reason: 0,
+                        }),
+                    },
                     _ => Message::NoData(wire::NoData {
                         request: r.id,
                         reason: 0,
@@ -1075,7 +983,11 @@ impl Replicator {
                 ReqKind::Conflict => {}
             }
         }
-        let proof = proof_from_data(&d);
+        // A manifest (which compat cores do not use) is not taken from a peer.
+        let proof = Proof {
+            manifest: None,
+            ..d.proof
+        };
         if req.kind == ReqKind::Conflict {
             return self.on_conflict(set, peer, key, &proof);
         }
@@ -1169,16 +1081,7 @@ impl Replicator {
                 kind: ReqKind::Conflict,
             },
         );
-        self.send(
-            &key,
-            peer,
-            vec![Message::Request(wire::Request {
-                id,
-                fork,
-                upgrade: Some(wire::RequestUpgrade { start: 0, length }),
-                ..Default::default()
-            })],
-        );
+        self.send(&key, peer, vec![upgrade_request(id, fork, 0, length)]);
     }
 
     fn next_id(&mut self) -> u64 {
@@ -1236,15 +1139,7 @@ impl Replicator {
                         pc.refused = true;
                         pc.inflight += 1;
                     }
-                    batch.push(Message::Request(wire::Request {
-                        id,
-                        fork: remote_fork,
-                        upgrade: Some(wire::RequestUpgrade {
-                            start: 0,
-                            length: remote_length,
-                        }),
-                        ..Default::default()
-                    }));
+                    batch.push(upgrade_request(id, remote_fork, 0, remote_length));
                     self.send(key, peer, batch);
                 }
                 continue;
@@ -1269,12 +1164,7 @@ impl Replicator {
                     pc.checked = Some((fork, length));
                     pc.inflight += 1;
                 }
-                batch.push(Message::Request(wire::Request {
-                    id,
-                    fork,
-                    upgrade: Some(wire::RequestUpgrade { start: 0, length }),
-                    ..Default::default()
-                }));
+                batch.push(upgrade_request(id, fork, 0, length));
             }
             // Upgrade.
             let upgrade_busy = self.cores.get(key).is_none_or(|c| c.upgrade_inflight);
@@ -1294,15 +1184,8 @@ impl Replicator {
                 if let Some(pc) = self.channels.get_mut(&(*key, peer)) {
                     pc.inflight += 1;
                 }
-                batch.push(Message::Request(wire::Request {
-                    id,
-                    fork: if length == 0 { remote_fork } else { fork },
-                    upgrade: Some(wire::RequestUpgrade {
-                        start: length,
-                        length: remote_length - length,
-                    }),
-                    ..Default::default()
-                }));
+                let on_fork = if length == 0 { remote_fork } else { fork };
+                batch.push(upgrade_request(id, on_fork, length, remote_length - length));
             }
             // Blocks.
             if length > 0 {
@@ -1320,9 +1203,11 @@ impl Replicator {
                     );
                     batch.push(Message::Request(wire::Request {
                         id,
-                        fork,
-                        block: Some(wire::RequestBlock { index: i, nodes }),
-                        ..Default::default()
+                        proof: ProofRequest {
+                            fork,
+                            block: Some(lproof::RequestBlock { index: i, nodes }),
+                            ..Default::default()
+                        },
                     }));
                 }
             }
@@ -1564,35 +1449,32 @@ mod tests {
     use crate::log::{MemoryStorage, Storage};
 
     #[test]
-    fn proofs_cross_the_wire_types_unchanged() {
+    fn proofs_cross_the_wire_unchanged() {
         let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("log");
         let blocks: Vec<Vec<u8>> = (0..13u8).map(|i| vec![i; 10]).collect();
         log.append_batch(&blocks).expect("append");
-        let request = wire::Request {
-            id: 7,
-            fork: 0,
-            block: Some(wire::RequestBlock { index: 5, nodes: 0 }),
-            upgrade: Some(wire::RequestUpgrade {
+        let req = ProofRequest {
+            block: Some(lproof::RequestBlock { index: 5, nodes: 0 }),
+            upgrade: Some(lproof::RequestUpgrade {
                 start: 0,
                 length: 13,
             }),
             ..Default::default()
         };
-        // Request: wire -> log, encoded identically.
-        let req = proof_request(&request);
-        let (id, decoded) = ProofRequest::decode(&req.encode(7)).expect("decode");
-        assert_eq!((id, &decoded), (7, &req));
-        assert_eq!(Message::Request(request).encode(), req.encode(7));
-        // Data: log -> wire -> bytes -> wire -> log, and it still verifies.
+        let request = Message::Request(wire::Request {
+            id: 7,
+            proof: req.clone(),
+        });
+        assert_eq!(request.encode(), req.encode(7));
+        assert_eq!(Message::decode(1, &req.encode(7)).expect("decode"), request);
+        // Data: log -> bytes -> wire message, and it still verifies.
         let proof = log.create_proof(&req).expect("proof");
-        let data = data_from_proof(7, &proof);
-        assert_eq!(Message::Data(data.clone()).encode(), proof.encode(7));
         let back = match Message::decode(3, &proof.encode(7)).expect("decode") {
-            Message::Data(d) => proof_from_data(&d),
+            Message::Data(d) => d,
             other => panic!("decoded as {other:?}"),
         };
-        assert_eq!(back, proof);
-        let verified = lproof::verify_remote(&log.public_key(), &back).expect("verifies");
+        assert_eq!((back.request, &back.proof), (7, &proof));
+        let verified = lproof::verify_remote(&log.public_key(), &back.proof).expect("verifies");
         assert_eq!(verified.block, Some((5, vec![5u8; 10])));
         assert_eq!(verified.head.map(|h| h.length), Some(13));
     }

@@ -7,12 +7,15 @@
 //! `reason` to `noData`, an `any` flag to `want`/`unwant` and `allowPush` to `sync`; 10.38
 //! decoders ignore trailing bytes and 11 decoders treat them as absent. The upgrade signature
 //! is a length-prefixed buffer in both (empty means none).
+//!
+//! The bodies of `request` and `data` are the log engine's own [`ProofRequest`] and [`Proof`]
+//! (one encoding, in `log::proof`): what a peer asks for goes to `Log::create_proof` as it
+//! arrived, and what it sends goes to the log's verifier unchanged.
 
 use super::stream::{keyed_blake2b_256, namespace};
 use super::NetError;
-use crate::compact::{
-    put_buffer, put_optional_buffer, put_string, put_uint, put_uint32_array, Reader,
-};
+use crate::compact::{put_string, put_uint, put_uint32_array, Reader};
+use crate::log::proof::{Proof, ProofRequest};
 
 /// The protomux protocol name JS Hypercore opens.
 pub const PROTOCOL: &str = "hypercore/alpha";
@@ -83,52 +86,13 @@ pub struct Sync {
     pub allow_push: bool,
 }
 
-/// A block or hash request (`index`, and how many tree nodes we already have).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestBlock {
-    /// The block (or tree node) index.
-    pub index: u64,
-    /// Nodes the requester already has (skip them in the proof).
-    pub nodes: u64,
-}
-
-/// A seek request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestSeek {
-    /// The byte offset to find.
-    pub bytes: u64,
-    /// Per-block padding.
-    pub padding: u64,
-}
-
-/// An upgrade request: prove the tree from `start` to `start + length`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestUpgrade {
-    /// The length we have.
-    pub start: u64,
-    /// How much longer we want.
-    pub length: u64,
-}
-
-/// `wire.request` (type 1).
+/// `wire.request` (type 1): a proof request and the id its answer echoes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
     /// Request id, echoed in the reply.
     pub id: u64,
-    /// The fork the requester is on.
-    pub fork: u64,
-    /// A block with its proof.
-    pub block: Option<RequestBlock>,
-    /// A tree hash with its proof.
-    pub hash: Option<RequestBlock>,
-    /// A seek.
-    pub seek: Option<RequestSeek>,
-    /// An upgrade.
-    pub upgrade: Option<RequestUpgrade>,
-    /// Ask for the manifest.
-    pub manifest: bool,
-    /// Priority (0 = normal).
-    pub priority: u64,
+    /// What is asked for (the log engine's [`ProofRequest`], which answers it).
+    pub proof: ProofRequest,
 }
 
 /// `wire.cancel` (type 2).
@@ -138,79 +102,13 @@ pub struct Cancel {
     pub request: u64,
 }
 
-/// A Merkle tree node in a proof.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Node {
-    /// Flat-tree index.
-    pub index: u64,
-    /// Byte size of the subtree.
-    pub size: u64,
-    /// BLAKE2b-256 hash.
-    pub hash: [u8; 32],
-}
-
-/// The upgrade part of a data reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataUpgrade {
-    /// The requester's length the proof starts from.
-    pub start: u64,
-    /// How many blocks the upgrade adds.
-    pub length: u64,
-    /// Proof nodes.
-    pub nodes: Vec<Node>,
-    /// Extra nodes (roots beyond the requested range).
-    pub additional_nodes: Vec<Node>,
-    /// The signature of the new tree (empty when absent).
-    pub signature: Vec<u8>,
-}
-
-/// The seek part of a data reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataSeek {
-    /// The byte offset sought.
-    pub bytes: u64,
-    /// Proof nodes.
-    pub nodes: Vec<Node>,
-}
-
-/// The block part of a data reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataBlock {
-    /// Block index.
-    pub index: u64,
-    /// The block's bytes.
-    pub value: Vec<u8>,
-    /// Proof nodes.
-    pub nodes: Vec<Node>,
-}
-
-/// The hash part of a data reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataHash {
-    /// Tree node index.
-    pub index: u64,
-    /// Proof nodes.
-    pub nodes: Vec<Node>,
-}
-
-/// `wire.data` (type 3): a reply with proofs.
+/// `wire.data` (type 3): a proof answering a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Data {
     /// The request id this answers (0 for pushed data).
     pub request: u64,
-    /// The sender's fork.
-    pub fork: u64,
-    /// A block.
-    pub block: Option<DataBlock>,
-    /// A hash.
-    pub hash: Option<DataHash>,
-    /// A seek result.
-    pub seek: Option<DataSeek>,
-    /// An upgrade proof.
-    pub upgrade: Option<DataUpgrade>,
-    /// The core's manifest, still encoded (`manifest` of `lib/messages.js`; it is the last
-    /// field, so it is kept as the bytes that follow). The log engine decodes it.
-    pub manifest: Option<Vec<u8>>,
+    /// The proof, which the log engine verifies before storing anything.
+    pub proof: Proof,
 }
 
 /// `wire.noData` (type 4).
@@ -287,29 +185,6 @@ pub enum Message {
     Extension(Extension),
 }
 
-fn put_nodes(out: &mut Vec<u8>, nodes: &[Node]) {
-    put_uint(out, nodes.len() as u64);
-    for n in nodes {
-        put_uint(out, n.index);
-        put_uint(out, n.size);
-        out.extend_from_slice(&n.hash);
-    }
-}
-
-fn get_nodes(r: &mut Reader<'_>) -> Result<Vec<Node>, NetError> {
-    let count = r.len("node count")?;
-    // Each node takes at least 34 bytes: never trust the count for allocation.
-    let mut nodes = Vec::with_capacity(count.min(r.remaining() / 34));
-    for _ in 0..count {
-        nodes.push(Node {
-            index: r.uint("node index")?,
-            size: r.uint("node size")?,
-            hash: r.fixed32("node hash")?,
-        });
-    }
-    Ok(nodes)
-}
-
 fn put_want(out: &mut Vec<u8>, w: &Want) {
     put_uint(out, w.start);
     put_uint(out, w.length);
@@ -361,67 +236,9 @@ impl Message {
                 put_uint(&mut out, m.length);
                 put_uint(&mut out, m.remote_length);
             }
-            Message::Request(m) => {
-                let flags = u64::from(m.block.is_some())
-                    | u64::from(m.hash.is_some()) << 1
-                    | u64::from(m.seek.is_some()) << 2
-                    | u64::from(m.upgrade.is_some()) << 3
-                    | u64::from(m.manifest) << 4
-                    | u64::from(m.priority != 0) << 5;
-                put_uint(&mut out, flags);
-                put_uint(&mut out, m.id);
-                put_uint(&mut out, m.fork);
-                for b in [&m.block, &m.hash].into_iter().flatten() {
-                    put_uint(&mut out, b.index);
-                    put_uint(&mut out, b.nodes);
-                }
-                if let Some(s) = &m.seek {
-                    put_uint(&mut out, s.bytes);
-                    put_uint(&mut out, s.padding);
-                }
-                if let Some(u) = &m.upgrade {
-                    put_uint(&mut out, u.start);
-                    put_uint(&mut out, u.length);
-                }
-                if m.priority != 0 {
-                    put_uint(&mut out, m.priority);
-                }
-            }
+            Message::Request(m) => m.proof.write(m.id, &mut out),
             Message::Cancel(m) => put_uint(&mut out, m.request),
-            Message::Data(m) => {
-                let flags = u64::from(m.block.is_some())
-                    | u64::from(m.hash.is_some()) << 1
-                    | u64::from(m.seek.is_some()) << 2
-                    | u64::from(m.upgrade.is_some()) << 3
-                    | u64::from(m.manifest.is_some()) << 4;
-                put_uint(&mut out, flags);
-                put_uint(&mut out, m.request);
-                put_uint(&mut out, m.fork);
-                if let Some(b) = &m.block {
-                    put_uint(&mut out, b.index);
-                    put_buffer(&mut out, &b.value);
-                    put_nodes(&mut out, &b.nodes);
-                }
-                if let Some(h) = &m.hash {
-                    put_uint(&mut out, h.index);
-                    put_nodes(&mut out, &h.nodes);
-                }
-                if let Some(s) = &m.seek {
-                    put_uint(&mut out, s.bytes);
-                    put_nodes(&mut out, &s.nodes);
-                }
-                if let Some(u) = &m.upgrade {
-                    put_uint(&mut out, u.start);
-                    put_uint(&mut out, u.length);
-                    put_nodes(&mut out, &u.nodes);
-                    put_nodes(&mut out, &u.additional_nodes);
-                    let sig = (!u.signature.is_empty()).then_some(u.signature.as_slice());
-                    put_optional_buffer(&mut out, sig);
-                }
-                if let Some(manifest) = &m.manifest {
-                    out.extend_from_slice(manifest);
-                }
-            }
+            Message::Data(m) => m.proof.write(m.request, &mut out),
             Message::NoData(m) => {
                 put_uint(&mut out, m.request);
                 put_uint(&mut out, u64::from(m.reason != 0));
@@ -469,117 +286,15 @@ impl Message {
                 })
             }
             1 => {
-                let flags = r.uint("request flags")?;
-                let id = r.uint("request id")?;
-                let fork = r.uint("request fork")?;
-                let mut block_of = |on: bool, what| -> Result<Option<RequestBlock>, NetError> {
-                    Ok(if on {
-                        Some(RequestBlock {
-                            index: r.uint(what)?,
-                            nodes: r.uint(what)?,
-                        })
-                    } else {
-                        None
-                    })
-                };
-                let block = block_of(flags & 1 != 0, "request block")?;
-                let hash = block_of(flags & 2 != 0, "request hash")?;
-                let seek = if flags & 4 != 0 {
-                    Some(RequestSeek {
-                        bytes: r.uint("request seek")?,
-                        padding: r.uint("request seek")?,
-                    })
-                } else {
-                    None
-                };
-                let upgrade = if flags & 8 != 0 {
-                    Some(RequestUpgrade {
-                        start: r.uint("request upgrade")?,
-                        length: r.uint("request upgrade")?,
-                    })
-                } else {
-                    None
-                };
-                let priority = if flags & 32 != 0 {
-                    r.uint("request priority")?
-                } else {
-                    0
-                };
-                Message::Request(Request {
-                    id,
-                    fork,
-                    block,
-                    hash,
-                    seek,
-                    upgrade,
-                    manifest: flags & 16 != 0,
-                    priority,
-                })
+                let (id, proof) = ProofRequest::read(r)?;
+                Message::Request(Request { id, proof })
             }
             2 => Message::Cancel(Cancel {
                 request: r.uint("cancel request")?,
             }),
             3 => {
-                let flags = r.uint("data flags")?;
-                let request = r.uint("data request")?;
-                let fork = r.uint("data fork")?;
-                let block = if flags & 1 != 0 {
-                    Some(DataBlock {
-                        index: r.uint("data block index")?,
-                        value: r.buffer("data block value")?.to_vec(),
-                        nodes: get_nodes(r)?,
-                    })
-                } else {
-                    None
-                };
-                let hash = if flags & 2 != 0 {
-                    Some(DataHash {
-                        index: r.uint("data hash index")?,
-                        nodes: get_nodes(r)?,
-                    })
-                } else {
-                    None
-                };
-                let seek = if flags & 4 != 0 {
-                    Some(DataSeek {
-                        bytes: r.uint("data seek bytes")?,
-                        nodes: get_nodes(r)?,
-                    })
-                } else {
-                    None
-                };
-                let upgrade = if flags & 8 != 0 {
-                    Some(DataUpgrade {
-                        start: r.uint("data upgrade start")?,
-                        length: r.uint("data upgrade length")?,
-                        nodes: get_nodes(r)?,
-                        additional_nodes: get_nodes(r)?,
-                        signature: r.buffer("data upgrade signature")?.to_vec(),
-                    })
-                } else {
-                    None
-                };
-                let manifest = if flags & 16 != 0 {
-                    let rest = r.rest();
-                    if rest.is_empty() {
-                        return Err(NetError::InvalidValue {
-                            what: "data manifest",
-                            reason: "the manifest flag is set but no manifest follows".into(),
-                        });
-                    }
-                    Some(rest.to_vec())
-                } else {
-                    None
-                };
-                Message::Data(Data {
-                    request,
-                    fork,
-                    block,
-                    hash,
-                    seek,
-                    upgrade,
-                    manifest,
-                })
+                let (request, proof) = Proof::read(r)?;
+                Message::Data(Data { request, proof })
             }
             4 => {
                 let request = r.uint("noData request")?;
@@ -623,6 +338,10 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::proof::{
+        DataBlock, DataHash, DataUpgrade, RequestBlock, RequestSeek, RequestUpgrade,
+    };
+    use crate::log::{Manifest, Node};
 
     #[test]
     fn discovery_key_and_capability_match_js() {
@@ -651,19 +370,20 @@ mod tests {
         };
         let data = Message::Data(Data {
             request: 7,
-            fork: 0,
-            block: Some(DataBlock {
-                index: 4,
-                value: b"block".to_vec(),
-                nodes: vec![node],
-            }),
-            upgrade: Some(DataUpgrade {
-                start: 0,
-                length: 10,
-                signature: vec![5; 64],
+            proof: Proof {
+                block: Some(DataBlock {
+                    index: 4,
+                    value: b"block".to_vec(),
+                    nodes: vec![node],
+                }),
+                upgrade: Some(DataUpgrade {
+                    start: 0,
+                    length: 10,
+                    signature: vec![5; 64],
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
+            },
         });
         assert_eq!(
             hex::encode(data.encode()),
@@ -675,12 +395,14 @@ mod tests {
         );
         let req = Message::Request(Request {
             id: 7,
-            block: Some(RequestBlock { index: 4, nodes: 2 }),
-            upgrade: Some(RequestUpgrade {
-                start: 0,
-                length: 10,
-            }),
-            ..Default::default()
+            proof: ProofRequest {
+                block: Some(RequestBlock { index: 4, nodes: 2 }),
+                upgrade: Some(RequestUpgrade {
+                    start: 0,
+                    length: 10,
+                }),
+                ..Default::default()
+            },
         });
         assert_eq!(hex::encode(req.encode()), "0907000402000a");
         let sync = Message::Sync(Sync {
@@ -715,42 +437,46 @@ mod tests {
             }),
             Message::Request(Request {
                 id: 7,
-                fork: 0,
-                block: Some(RequestBlock { index: 4, nodes: 2 }),
-                hash: None,
-                seek: Some(RequestSeek {
-                    bytes: 100,
-                    padding: 0,
-                }),
-                upgrade: Some(RequestUpgrade {
-                    start: 0,
-                    length: 10,
-                }),
-                manifest: true,
-                priority: 2,
+                proof: ProofRequest {
+                    fork: 0,
+                    block: Some(RequestBlock { index: 4, nodes: 2 }),
+                    hash: None,
+                    seek: Some(RequestSeek {
+                        bytes: 100,
+                        padding: 0,
+                    }),
+                    upgrade: Some(RequestUpgrade {
+                        start: 0,
+                        length: 10,
+                    }),
+                    manifest: true,
+                    priority: 2,
+                },
             }),
             Message::Cancel(Cancel { request: 7 }),
             Message::Data(Data {
                 request: 7,
-                fork: 0,
-                block: Some(DataBlock {
-                    index: 4,
-                    value: b"block".to_vec(),
-                    nodes: vec![node.clone()],
-                }),
-                hash: Some(DataHash {
-                    index: 1,
-                    nodes: vec![],
-                }),
-                seek: None,
-                upgrade: Some(DataUpgrade {
-                    start: 0,
-                    length: 10,
-                    nodes: vec![node.clone()],
-                    additional_nodes: vec![node],
-                    signature: vec![5; 64],
-                }),
-                manifest: Some(vec![1, 2, 3]),
+                proof: Proof {
+                    fork: 0,
+                    block: Some(DataBlock {
+                        index: 4,
+                        value: b"block".to_vec(),
+                        nodes: vec![node],
+                    }),
+                    hash: Some(DataHash {
+                        index: 1,
+                        nodes: vec![],
+                    }),
+                    seek: None,
+                    upgrade: Some(DataUpgrade {
+                        start: 0,
+                        length: 10,
+                        nodes: vec![node],
+                        additional_nodes: vec![node],
+                        signature: vec![5; 64],
+                    }),
+                    manifest: Some(Manifest::compat([4; 32])),
+                },
             }),
             Message::NoData(NoData {
                 request: 8,
