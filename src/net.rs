@@ -5,7 +5,7 @@
 //! - [`secretstream`]: libsodium's xchacha20poly1305 secretstream (the transport cipher).
 //! - [`stream`]: [`SecretStream`], uint24-framed encrypted messages over any tokio
 //!   `AsyncRead + AsyncWrite`, with handshake and idle timeouts.
-//! - [`compact`]: npm `compact-encoding` primitives.
+//! - messages are read and written with [`crate::compact`] (npm `compact-encoding`).
 //! - [`protomux`]: npm `protomux` 3.12 framing (open / reject / close / batch / messages).
 //! - [`wire`]: the `hypercore/alpha` messages of JS Hypercore 10.38 / 11 (`lib/messages.js`)
 //!   and the capability of `lib/caps.js`.
