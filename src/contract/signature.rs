@@ -25,14 +25,13 @@ impl fmt::Display for MethodSignature {
     }
 }
 
-/// Splits `s` at top-level commas (outside brackets and string literals).
-fn split_top_level(s: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
+/// The characters of `s` outside string literals, each with its byte offset and the bracket
+/// depth after it (`(`, `[` and `{` open; `)`, `]` and `}` close).
+fn code_chars(s: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
+    s.char_indices().filter_map(move |(i, c)| {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
@@ -41,17 +40,29 @@ fn split_top_level(s: &str) -> Vec<&str> {
             } else if c == q {
                 quote = None;
             }
-            continue;
+            return None;
         }
         match c {
-            '\'' | '"' | '`' => quote = Some(c),
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                return None;
+            }
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
             _ => {}
+        }
+        Some((i, c, depth))
+    })
+}
+
+/// Splits `s` at top-level commas (outside brackets and string literals).
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c, depth) in code_chars(s) {
+        if c == ',' && depth == 0 {
+            parts.push(&s[start..i]);
+            start = i + 1;
         }
     }
     parts.push(&s[start..]);
@@ -61,33 +72,10 @@ fn split_top_level(s: &str) -> Vec<&str> {
 /// The text between the first `(` and its matching `)`.
 fn parameter_list(source: &str) -> Option<&str> {
     let open = source.find('(')?;
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in source[open..].char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' | '`' => quote = Some(c),
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return source.get(open + 1..open + i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    let rest = &source[open..];
+    code_chars(rest)
+        .find(|&(_, c, depth)| c == ')' && depth == 0)
+        .and_then(|(i, _, _)| source.get(open + 1..open + i))
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -148,6 +136,7 @@ mod tests {
             ("async x => x", Some("x")),
             ("reset () { return 'reset' }", None),
             ("function g ([a, b]) {}", None),
+            ("function h ({ a = ')', b = \"\\\"(\" }) {}", Some("{a, b}")),
         ];
         for (src, want) in cases {
             assert_eq!(first_parameter(src).as_deref(), want, "{src}");
