@@ -2,9 +2,9 @@
 //! type prefixes 0/1/2, the `hypercore` namespaces, discovery keys, Ed25519 key pairs, and the
 //! two signable layouts (current "compat" and the pre-release 48-byte one JS Vitra 0.1.3 used).
 
-use blake2_010::digest::consts::U32;
-use blake2_010::digest::{FixedOutput, KeyInit, Update};
-use blake2_010::{Blake2b, Blake2bMac, Digest};
+use blake2::digest::consts::U32;
+use blake2::digest::{FixedOutput, KeyInit, Update};
+use blake2::{Blake2b, Blake2bMac, Digest};
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
 use super::tree::Node;

@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use blake2::digest::{FixedOutput, Mac};
-use blake2::{Blake2b256, Blake2bMac, Digest};
+use crate::log::crypto::{keyed_hash, namespace};
 use tokio::io::{
     split, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
     ReadHalf, WriteHalf,
@@ -70,37 +69,9 @@ impl StreamInfo {
     }
 }
 
-/// `crypto.namespace(name, count)` of npm `hypercore-crypto`.
-pub fn namespace(name: &str, index: u8) -> [u8; 32] {
-    let base = Blake2b256::digest(name.as_bytes());
-    let mut h = Blake2b256::new();
-    Digest::update(&mut h, base);
-    Digest::update(&mut h, [index]);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&h.finalize());
-    out
-}
-
-/// BLAKE2b-256 of `parts`, keyed with `key` (libsodium `crypto_generichash_batch`).
-pub fn keyed_blake2b_256(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], NetError> {
-    let mut mac =
-        Blake2bMac::<blake2::digest::consts::U32>::new_with_salt_and_personal(Some(key), &[], &[])
-            .map_err(|_| NetError::InvalidValue {
-                what: "BLAKE2b key",
-                reason: format!("{} bytes", key.len()),
-            })?;
-    for p in parts {
-        Mac::update(&mut mac, p);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&mac.finalize_fixed());
-    Ok(out)
-}
-
 fn stream_id(handshake_hash: &[u8; 64], initiator: bool) -> [u8; 32] {
     let ns = namespace("hyperswarm/secret-stream", if initiator { 0 } else { 1 });
-    // A 64-byte key is always valid for BLAKE2b.
-    keyed_blake2b_256(handshake_hash, &[&ns]).unwrap_or([0; 32])
+    keyed_hash(handshake_hash, &[&ns])
 }
 
 /// Reads one uint24-framed frame. `Ok(None)` is a clean end of stream at a frame boundary.

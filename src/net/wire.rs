@@ -12,9 +12,9 @@
 //! (one encoding, in `log::proof`): what a peer asks for goes to `Log::create_proof` as it
 //! arrived, and what it sends goes to the log's verifier unchanged.
 
-use super::stream::{keyed_blake2b_256, namespace};
 use super::NetError;
 use crate::compact::{put_string, put_uint, put_uint32_array, Reader};
+use crate::log::crypto::{keyed_hash, namespace};
 use crate::log::proof::{Proof, ProofRequest};
 
 /// The protomux protocol name JS Hypercore opens.
@@ -22,18 +22,14 @@ pub const PROTOCOL: &str = "hypercore/alpha";
 /// The alias JS Hypercore also accepts.
 pub const PROTOCOL_ALIAS: &str = "hypercore";
 
-/// The discovery key of a core: BLAKE2b-256 of `"hypercore"` keyed with the public key.
-pub fn discovery_key(key: &[u8; 32]) -> [u8; 32] {
-    // A 32-byte key is always valid for BLAKE2b.
-    keyed_blake2b_256(key, &[b"hypercore"]).unwrap_or([0; 32])
-}
+pub use crate::log::crypto::discovery_key;
 
 /// `caps.replicate(isInitiator, key, handshakeHash)`: BLAKE2b-256 keyed with the handshake
 /// hash over the initiator's or responder's `hypercore` namespace and the core key. We send
 /// ours with `is_initiator` = our role and expect the peer's with the opposite role.
 pub fn capability(is_initiator: bool, key: &[u8; 32], handshake_hash: &[u8; 64]) -> [u8; 32] {
     let ns = namespace("hypercore", if is_initiator { 1 } else { 2 });
-    keyed_blake2b_256(handshake_hash, &[&ns, key]).unwrap_or([0; 32])
+    keyed_hash(handshake_hash, &[&ns, key])
 }
 
 /// The open-channel handshake (`wire.handshake`).
