@@ -1,14 +1,19 @@
 //! Every proof a peer sends is verified before it is stored: a hostile peer (a raw connection
 //! answering our requests) that signs an upgrade with the wrong key, or alters a block's bytes,
 //! has its channel dropped with a `PeerFailed` notice, and the replica stores nothing from it.
+//! A peer whose data fails against our tree is asked for its signed head at our length first:
+//! when the log's key signed a tree there that differs from the one we verified (a split log,
+//! the peer longer or shorter than us), both signed heads are kept as evidence; an honest head
+//! with corrupt data is refused without evidence.
 
 mod replicate_support;
 
 use std::time::Duration;
 
 use replicate_support::block;
+use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
 use vitra::log::{Log, MemoryStorage, Storage};
-use vitra::net::replicate::{Download, Logs, Notice, Replicator, ReplicatorConfig};
+use vitra::net::replicate::{Download, ForkEvidence, Logs, Notice, Replicator, ReplicatorConfig};
 use vitra::net::wire::{Message, Sync};
 use vitra::net::{Connection, ConnectionConfig, KeyPair};
 
@@ -68,14 +73,19 @@ async fn hostile_peer(addr: String, honest: Log, prover: Log, tamper: fn(&mut Me
     }
 }
 
-async fn run_against(
-    honest: Log,
-    prover: Log,
-    tamper: fn(&mut Message),
-) -> (Logs, Vec<Notice>, [u8; 32]) {
+/// What a replicator following one hostile peer ended with.
+struct Outcome {
+    set: Logs,
+    notices: Vec<Notice>,
+    evidence: Vec<ForkEvidence>,
+    key: [u8; 32],
+}
+
+/// Runs a replicator holding `replica` (fully downloading) against [`hostile_peer`].
+async fn run_against(replica: Log, honest: Log, prover: Log, tamper: fn(&mut Message)) -> Outcome {
     let key = honest.public_key();
     let mut set = Logs::new();
-    set.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    set.insert(replica);
     let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
     rep.add_core_with(key, Download::Full);
     let addr = rep.listen("127.0.0.1:0").await.expect("listen");
@@ -91,7 +101,46 @@ async fn run_against(
         .await;
     notices.extend(rep.take_notices());
     peer.abort();
-    (set, notices, key)
+    Outcome {
+        set,
+        notices,
+        evidence: rep.evidence().to_vec(),
+        key,
+    }
+}
+
+fn empty_replica(key: [u8; 32]) -> Log {
+    Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica")
+}
+
+/// A replica of `log` that verified its signed head and, with `blocks`, every block.
+fn verified_replica(log: &Log, blocks: bool) -> Log {
+    let mut replica = empty_replica(log.public_key());
+    let head = log
+        .create_proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: log.len(),
+            }),
+            ..ProofRequest::default()
+        })
+        .expect("head proof");
+    replica
+        .verify_and_apply_proof(&head)
+        .expect("head verifies");
+    for i in (0..log.len()).filter(|_| blocks) {
+        let nodes = replica.missing_nodes(2 * i).expect("missing nodes");
+        let proof = log
+            .create_proof(&ProofRequest {
+                block: Some(RequestBlock { index: i, nodes }),
+                ..ProofRequest::default()
+            })
+            .expect("block proof");
+        replica
+            .verify_and_apply_proof(&proof)
+            .expect("block verifies");
+    }
+    replica
 }
 
 #[tokio::test]
@@ -99,9 +148,16 @@ async fn upgrade_signed_by_another_key_is_refused() {
     let honest = writer(8);
     // Same blocks, different key: the tree matches, the signature cannot.
     let other = writer(8);
-    let (set, notices, key) = run_against(honest, other, |_| {}).await;
+    let key = honest.public_key();
+    let Outcome {
+        set,
+        notices,
+        evidence,
+        ..
+    } = run_against(empty_replica(key), honest, other, |_| {}).await;
     let log = set.get(&key).expect("replica");
     assert_eq!(log.len(), 0, "a forged upgrade must not be applied");
+    assert!(evidence.is_empty(), "a foreign signature is no evidence");
     assert!(log.signed_heads().is_empty());
     assert!(
         notices
@@ -115,7 +171,13 @@ async fn upgrade_signed_by_another_key_is_refused() {
 async fn altered_block_is_refused_and_not_stored() {
     let honest = writer(8);
     let prover_copy = honest_clone(&honest);
-    let (set, notices, key) = run_against(honest, prover_copy, |m| {
+    let key = honest.public_key();
+    let Outcome {
+        set,
+        notices,
+        evidence,
+        ..
+    } = run_against(empty_replica(key), honest, prover_copy, |m| {
         if let Message::Data(d) = m {
             if let Some(b) = d.proof.block.as_mut() {
                 if let Some(first) = b.value.first_mut() {
@@ -136,6 +198,108 @@ async fn altered_block_is_refused_and_not_stored() {
             .iter()
             .any(|n| matches!(n, Notice::PeerFailed { .. })),
         "expected the peer to fail, got {notices:?}"
+    );
+    assert!(
+        evidence.is_empty(),
+        "corrupt data under an honest signed head is refused, not evidence: {evidence:?}"
+    );
+}
+
+/// A log with `log`'s key pair and `n` blocks other than its own: the key signed a second
+/// history (a split log).
+fn split_of(log: &Log, n: u64) -> Log {
+    let mut split = Log::create_with_key_pair(
+        Storage::Memory(MemoryStorage::new()),
+        log.key_pair().clone(),
+    )
+    .expect("split writer");
+    let other: Vec<Vec<u8>> = (0..n).map(|i| format!("other-{i}").into_bytes()).collect();
+    split.append_batch(&other).expect("append");
+    split
+}
+
+/// Checks the evidence a split peer left: one piece, our verified head against the head the
+/// split log signed at `their_length`, both signed by the key, and as a block-rewrite proof.
+fn assert_split_evidence(out: &Outcome, ours: &vitra::log::SignedHead, split: &Log) {
+    assert_eq!(out.evidence.len(), 1, "notices: {:?}", out.notices);
+    let ev = &out.evidence[0];
+    assert!(!ev.is_fork(), "a split on one fork, not a fork: {ev:?}");
+    assert_eq!(ev.key, out.key);
+    assert_eq!(&ev.ours, ours, "our side is the head we verified");
+    assert_eq!(
+        (ev.theirs.fork, ev.theirs.length),
+        (0, split.len()),
+        "their side is the split log's head"
+    );
+    assert_eq!(
+        ev.theirs.tree_hash,
+        split.tree_hash(split.len()).expect("tree hash")
+    );
+    assert!(ev.ours.verify(&out.key) && ev.theirs.verify(&out.key));
+    assert!(out
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::Fork(e) if e.theirs == ev.theirs)));
+    assert!(
+        out.notices
+            .iter()
+            .any(|n| matches!(n, Notice::PeerFailed { .. })),
+        "the split peer's data was refused: {:?}",
+        out.notices
+    );
+    let proof = ev
+        .to_split_proof()
+        .expect("a split is a block-rewrite proof");
+    assert_eq!(proof.given_inclusion_proof.block_seq, ours.length - 1);
+    assert_eq!(
+        proof.given_inclusion_proof.root_hash_at_block,
+        ours.tree_hash
+    );
+    assert_eq!(proof.violating_inclusion_proof.block_seq, split.len() - 1);
+    assert_eq!(
+        proof.violating_inclusion_proof.root_hash_signature,
+        ev.theirs.signature
+    );
+}
+
+/// We verified 8 blocks; a peer announces 12 under the same key whose tree does not contain
+/// ours. Its upgrade fails against our tree; its signed head at 12, with its tree at our length
+/// spelled out, is the evidence, and the replica keeps exactly what it verified.
+#[tokio::test]
+async fn a_longer_split_peer_is_refused_and_its_signed_head_kept_as_evidence() {
+    let honest = writer(8);
+    let split = split_of(&honest, 12);
+    let replica = verified_replica(&honest, true);
+    let ours = replica.signed_heads().last().cloned().expect("head");
+    let out = run_against(replica, honest_clone(&split), honest_clone(&split), |_| {}).await;
+    assert_split_evidence(&out, &ours, &split);
+    let log = out.set.get(&out.key).expect("replica");
+    assert_eq!(
+        (log.len(), log.fork()),
+        (8, 0),
+        "the split was not followed"
+    );
+    for i in 0..8 {
+        assert_eq!(log.get(i).expect("read"), Some(block(i)), "block {i}");
+    }
+}
+
+/// We verified the head of 12 blocks (none downloaded); a peer of the same key holds a
+/// different history of 8 blocks. Its block proofs fail against our tree; its signed head at
+/// 8 differs from our tree at 8: evidence, and none of its blocks is stored.
+#[tokio::test]
+async fn a_shorter_split_peer_is_refused_and_its_signed_head_kept_as_evidence() {
+    let honest = writer(12);
+    let split = split_of(&honest, 8);
+    let replica = verified_replica(&honest, false);
+    let ours = replica.signed_heads().last().cloned().expect("head");
+    let out = run_against(replica, honest_clone(&split), honest_clone(&split), |_| {}).await;
+    assert_split_evidence(&out, &ours, &split);
+    let log = out.set.get(&out.key).expect("replica");
+    assert_eq!(log.len(), 12);
+    assert!(
+        (0..12).all(|i| !log.has(i)),
+        "no block of the split is stored"
     );
 }
 

@@ -671,6 +671,35 @@ pub fn verify_remote(public_key: &[u8; 32], proof: &Proof) -> Result<VerifiedPro
     })
 }
 
+/// [`verify_remote`] for a proof whose upgrade ends below the signed length (`start + length`
+/// short of it, the rest of the tree given as additional nodes): also returns that length and
+/// the tree hash of the peer's tree there. The signed head commits to it (its roots are built
+/// on those roots), so a peer longer than us can be compared with the head we verified.
+pub fn verify_remote_prefix(
+    public_key: &[u8; 32],
+    proof: &Proof,
+) -> Result<(VerifiedProof, u64, [u8; 32])> {
+    let verified = verify_remote(public_key, proof)?;
+    let invalid = |detail: String| LogError::InvalidProof {
+        key: hex::encode(public_key),
+        detail,
+    };
+    let mut upgrade = proof
+        .upgrade
+        .clone()
+        .ok_or_else(|| invalid("a self-contained proof needs an upgrade".into()))?;
+    upgrade.additional_nodes.clear();
+    let mut batch = Batch {
+        roots: vec![],
+        length: 0,
+        byte_length: 0,
+        nodes: vec![],
+    };
+    let root = verify_tree(proof, &mut batch.nodes).map_err(&invalid)?;
+    verify_upgrade(&upgrade, root, &mut batch).map_err(&invalid)?;
+    Ok((verified, batch.length, crypto::tree_hash(&batch.roots)))
+}
+
 // ---------------------------------------------------------------- creation
 
 #[derive(Default)]

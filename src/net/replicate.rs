@@ -189,11 +189,13 @@ impl ForkEvidence {
         self.theirs.fork != self.ours.fork
     }
 
-    /// A split log as a Vitra block-rewrite fraud proof: two inclusion proofs of the same
-    /// block under the same fork and length with different signed tree hashes (`None` for a
-    /// fork, see [`ForkEvidence::to_fraud_proof`]).
+    /// A split log as a Vitra block-rewrite fraud proof: the inclusion proofs of the two
+    /// signed heads of one fork that disagree (`None` for a fork, see
+    /// [`ForkEvidence::to_fraud_proof`]). At one length they are two trees signed for the same
+    /// block; at two lengths, the longer signed tree does not contain the shorter one (checking
+    /// that takes the log's nodes, which the replica keeps for its side).
     pub fn to_split_proof(&self) -> Option<BlockRewriteFraudProof> {
-        if self.is_fork() || self.ours.length != self.theirs.length || self.ours.length == 0 {
+        if self.is_fork() || self.ours.length == 0 || self.theirs.length == 0 {
             return None;
         }
         let inclusion = |h: &SignedHead| BlockInclusionProof {
@@ -202,8 +204,18 @@ impl ForkEvidence {
             root_hash_at_block: h.tree_hash,
             root_hash_signature: h.signature,
         };
+        let description = if self.ours.length == self.theirs.length {
+            "Checksums do not match".to_owned()
+        } else {
+            format!(
+                "The log signed trees at lengths {} and {} that differ in their first {} blocks",
+                self.ours.length,
+                self.theirs.length,
+                self.ours.length.min(self.theirs.length)
+            )
+        };
         Some(BlockRewriteFraudProof {
-            description: "Checksums do not match".into(),
+            description,
             given_inclusion_proof: inclusion(&self.ours),
             violating_inclusion_proof: inclusion(&self.theirs),
         })
@@ -787,10 +799,10 @@ impl Replicator {
                         key: Some(key),
                         error: e.to_string(),
                     });
-                    // A refused peer keeps its channel while we wait for its evidence; nothing
-                    // more is requested from it.
+                    // A refused peer keeps its channel while we wait for its signed head (the
+                    // evidence); nothing more is requested from it.
                     let refused = self.channels.get(&(key, peer)).is_some_and(|pc| pc.refused);
-                    if !refused {
+                    if !refused || !self.conflict_pending(&key, Some(peer)) {
                         self.drop_channel(&key, peer);
                     }
                 }
@@ -1020,6 +1032,10 @@ impl Replicator {
         Ok(())
     }
 
+    /// The peer's signed head arrived (a proof from length 0, its upgrade ending at the length
+    /// to compare): evidence when it moved to another fork, or when its tree at that length
+    /// differs from ours on the same fork. A refused peer (its data failed against our tree)
+    /// whose head agrees with ours merely sent corrupt data: its channel is closed, no evidence.
     fn on_conflict(
         &mut self,
         set: &mut dyn LogSet,
@@ -1027,31 +1043,38 @@ impl Replicator {
         key: [u8; 32],
         proof: &Proof,
     ) -> Result<(), ReplicateError> {
-        let verified = lproof::verify_remote(&key, proof)?;
+        let (verified, at, their_hash) = lproof::verify_remote_prefix(&key, proof)?;
         let (Some(theirs), Some(log)) = (verified.head, set.log(&key)) else {
             return Ok(());
         };
-        let ours = if theirs.fork == log.fork() {
-            // Same fork: compare with the head we verified at their length, if any.
-            log.signed_heads()
+        let (ours, conflicts) = if theirs.fork == log.fork() {
+            // Same fork: compare their tree at `at` with the head we verified that covers it.
+            let ours = log
+                .signed_heads()
                 .iter()
                 .rev()
-                .find(|h| h.length == theirs.length && h.fork == theirs.fork)
-                .cloned()
+                .find(|h| h.fork == theirs.fork && h.length >= at && at > 0)
+                .cloned();
+            let our_hash = match &ours {
+                Some(h) if h.length == at => Some(h.tree_hash),
+                Some(_) => log.tree_hash(at).ok(),
+                None => None,
+            };
+            (ours, our_hash.is_some_and(|h| h != their_hash))
         } else {
-            log.signed_heads().last().cloned()
+            (log.signed_heads().last().cloned(), true)
         };
-        let Some(ours) = ours else {
+        let refused = self.channels.get(&(key, peer)).is_some_and(|pc| pc.refused);
+        let Some(ours) = ours.filter(|_| conflicts) else {
+            if refused {
+                self.drop_channel(&key, peer);
+            }
             return Ok(());
         };
-        let conflicts = theirs.fork != ours.fork
-            || (theirs.length == ours.length && theirs.tree_hash != ours.tree_hash);
-        if conflicts {
-            if let Some(pc) = self.channels.get_mut(&(key, peer)) {
-                pc.refused = true;
-            }
+        if let Some(pc) = self.channels.get_mut(&(key, peer)) {
+            pc.refused = true;
         }
-        if conflicts && !self.evidence.iter().any(|e| e.theirs == theirs) {
+        if !self.evidence.iter().any(|e| e.theirs == theirs) {
             let ev = ForkEvidence { key, ours, theirs };
             self.evidence.push(ev.clone());
             self.notices.push(Notice::Fork(Box::new(ev)));
@@ -1059,14 +1082,24 @@ impl Replicator {
         Ok(())
     }
 
+    /// Whether a signed head asked of `peer` (any peer with `None`) to compare with ours is
+    /// still on its way for `key`.
+    fn conflict_pending(&self, key: &[u8; 32], peer: Option<u64>) -> bool {
+        self.inflight.values().any(|r| {
+            r.kind == ReqKind::Conflict && r.key == *key && peer.is_none_or(|p| p == r.peer)
+        })
+    }
+
     /// A peer on our fork sent a proof that does not fit what we verified: ask it for its
-    /// signed head at our length (a proof from 0), so a split (two trees signed at one length)
+    /// signed head with its tree at our length (or at its own, when shorter) spelled out (a
+    /// proof from 0 whose upgrade ends there), so a split (the key signed trees that disagree)
     /// becomes evidence. The peer is refused from then on: nothing more is requested from it.
     fn ask_for_split_evidence(&mut self, key: [u8; 32], peer: u64, fork: u64, length: u64) {
         let Some(pc) = self.channels.get_mut(&(key, peer)) else {
             return;
         };
-        if pc.conflict_asked || pc.remote_fork != fork || length == 0 || pc.remote_length < length {
+        let length = length.min(pc.remote_length);
+        if pc.conflict_asked || pc.remote_fork != fork || length == 0 {
             return;
         }
         pc.conflict_asked = true;
@@ -1288,11 +1321,15 @@ impl Replicator {
     }
 
     /// Whether `key` is complete by its download mode: every wanted block below the log's
-    /// length is stored, and no connected, synced peer on our fork announces a longer log.
+    /// length is stored, no connected, synced peer on our fork announces a longer log, and no
+    /// peer's signed head is still on its way to be compared with ours (it may be evidence).
     pub fn is_synced(&self, set: &dyn LogSet, key: &[u8; 32]) -> bool {
         let (Some(log), Some(core)) = (set.log(key), self.cores.get(key)) else {
             return false;
         };
+        if self.conflict_pending(key, None) {
+            return false;
+        }
         let longer = self
             .channels
             .range((*key, 0)..=(*key, u64::MAX))

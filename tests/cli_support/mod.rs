@@ -89,3 +89,33 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// Asserts that the database `key` in `dir` reads as a JS Vitra fixture's manifest `m` says
+/// JS Vitra read it (`name` in messages): `get` of every path of `expectedState`, `list` of
+/// every prefix of `indexList`, `history`, and `verify` passing.
+pub fn assert_reads_as_manifest(dir: &Path, key: &str, m: &Json, name: &str) {
+    for (path, expected) in m["expectedState"].as_object().expect("expectedState") {
+        let r = run(dir, &["get", path, "--json", "--key", key]);
+        if expected.get("$undefined").is_some() {
+            assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{name} {path}");
+        } else {
+            assert_eq!(r.code, 0, "{name} {path}: {}", r.stderr);
+            assert_eq!(&json(&r.stdout), expected, "{name} {path}");
+        }
+    }
+    for (prefix, expected) in m["indexList"].as_object().expect("indexList") {
+        let listed = json(&ok(dir, &["list", prefix, "--json", "--key", key], 0));
+        assert_eq!(&listed, expected, "{name}: list {prefix}");
+    }
+    assert_eq!(
+        json(&ok(dir, &["history", "--json", "--key", key], 0)),
+        m["indexHistory"],
+        "{name}: history"
+    );
+    let verified = json(&ok(dir, &["verify", "--json", "--key", key], 0));
+    assert_eq!(verified["verified"], true, "{name}");
+    assert_eq!(
+        verified["length"], m["indexLength"],
+        "{name}: verified length"
+    );
+}

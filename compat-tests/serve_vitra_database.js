@@ -1,0 +1,73 @@
+// A JS peer holding a Vitra database JS wrote: it opens every core of a JS Vitra 0.1.3 data
+// directory (`<dir>/cores/<dk[0..2]>/<dk[2..4]>/<discovery key>/`, the files JS Vitra's
+// pre-release Hypercore 10 wrote) with JS Hypercore 10.38.2 as it finds them on disk, and
+// serves them all on one connection per peer, as JS Vitra (corestore) does: loopback TCP,
+// @hyperswarm/secret-stream (we are the responder), `core.replicate(stream)` for the index and
+// every oplog. For tests/js_serves_a_vitra_database.rs.
+// usage: node serve_vitra_database.js <dir>
+//   Prints {"event":"ready","port","cores":[{"key","length","fork"}]} once listening on
+//   127.0.0.1 (any free port), then "connect"/"close"/"error" per peer; exits when stdin closes.
+// Events: "ready", "connect", "error", "close", "fatal", "timeout".
+const net = require('net')
+const fs = require('fs')
+const path = require('path')
+const Hypercore = require('hypercore-10-38')
+const SecretStream = require('@hyperswarm/secret-stream')
+
+const [, , dir] = process.argv
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const hex = (b) => Buffer.from(b).toString('hex')
+
+// Every `cores/xx/yy/<discovery key>` directory of the data directory.
+function coreDirs (root) {
+  const found = []
+  const sub = (d) => fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory())
+  for (const a of sub(root)) {
+    for (const b of sub(path.join(root, a.name))) {
+      for (const c of sub(path.join(root, a.name, b.name))) {
+        found.push(path.join(root, a.name, b.name, c.name))
+      }
+    }
+  }
+  return found
+}
+
+async function main () {
+  const dirs = coreDirs(path.join(dir, 'cores'))
+  if (dirs.length === 0) throw new Error('no cores under ' + path.join(dir, 'cores'))
+  const cores = []
+  for (const d of dirs) {
+    const core = new Hypercore(d, { createIfMissing: false })
+    await core.ready()
+    if (hex(core.discoveryKey) !== path.basename(d)) {
+      throw new Error('core in ' + d + ' has discovery key ' + hex(core.discoveryKey))
+    }
+    cores.push(core)
+  }
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true)
+    const s = new SecretStream(false, socket)
+    for (const core of cores) core.replicate(s)
+    s.on('connect', () => out({ event: 'connect' }))
+    s.on('error', (err) => out({ event: 'error', message: err.message }))
+    s.on('close', () => out({ event: 'close' }))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  out({
+    event: 'ready',
+    port: server.address().port,
+    cores: cores.map((c) => ({ key: hex(c.key), length: c.length, fork: c.fork }))
+  })
+  const rl = require('readline').createInterface({ input: process.stdin })
+  rl.on('line', () => {})
+  rl.on('close', () => process.exit(0))
+}
+
+main().catch((err) => {
+  out({ event: 'fatal', message: err.stack })
+  process.exit(2)
+})
+setTimeout(() => {
+  out({ event: 'timeout' })
+  process.exit(3)
+}, Number(process.env.SERVE_VITRA_TIMEOUT_MS || 120000)).unref()

@@ -1,0 +1,225 @@
+//! A JS peer serves a Vitra database that JS wrote, and the `vitra` binary loads it over the
+//! network and verifies it. The databases are JS Vitra 0.1.3's own data directories
+//! (`fixtures/js-vitra/*`, written by its pre-release Hypercore 10 and signed with the
+//! pre-release head signatures); `compat-tests/serve_vitra_database.js` opens every core of one
+//! with JS Hypercore 10.38.2 and replicates them all on one secret-stream connection over
+//! loopback TCP, as JS Vitra does. `vitra load --key <index key> --peer 127.0.0.1:PORT` must
+//! download the index and every oplog from it alone; the replica must then read and verify as
+//! JS Vitra reported (manifest.json), and the `violation` database, whose executor broke its
+//! contract, must load and then fail `vitra verify` with exit 3 and the contract fraud proof.
+
+mod cli_support;
+
+use cli_support::{assert_reads_as_manifest, fixture, json, ok, run};
+use serde_json::Value as Json;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// `node compat-tests/serve_vitra_database.js <dir>`, killed when dropped.
+struct JsServer {
+    child: Child,
+    lines: Receiver<String>,
+    /// 127.0.0.1:PORT it listens on.
+    addr: String,
+    /// The `ready` event: the cores it serves (key, length, fork).
+    ready: Json,
+}
+
+impl JsServer {
+    fn start(dir: &Path) -> JsServer {
+        let compat = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests");
+        assert!(
+            compat.join("node_modules/hypercore-10-38").is_dir()
+                && compat
+                    .join("node_modules/@hyperswarm/secret-stream")
+                    .is_dir(),
+            "compat-tests/node_modules is missing: run `npm ci` in {}",
+            compat.display()
+        );
+        let mut child = Command::new("node")
+            .arg(compat.join("serve_vitra_database.js"))
+            .arg(dir)
+            .current_dir(&compat)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("JS side: cannot start `node` (is Node.js installed?): {e}")
+            });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = JsServer {
+            child,
+            lines,
+            addr: String::new(),
+            ready: Json::Null,
+        };
+        server.ready = server.wait_for("ready");
+        let port = server.ready["port"].as_u64().expect("port in ready event");
+        server.addr = format!("127.0.0.1:{port}");
+        server
+    }
+
+    /// The next event named `name` the JS side prints (within 60 s).
+    fn wait_for(&mut self, name: &str) -> Json {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("JS side sent no {name} event within 60 s (or exited)"));
+            let ev = json(&line);
+            assert!(
+                ev["event"] != "fatal" && ev["event"] != "timeout",
+                "JS side failed: {ev}"
+            );
+            if ev["event"] == name {
+                return ev;
+            }
+        }
+    }
+
+    /// The length the JS side serves for `key`.
+    fn length_of(&self, key: &str) -> u64 {
+        self.ready["cores"]
+            .as_array()
+            .expect("cores")
+            .iter()
+            .find(|c| c["key"] == key)
+            .and_then(|c| c["length"].as_u64())
+            .unwrap_or_else(|| panic!("JS side does not serve core {key}: {}", self.ready))
+    }
+}
+
+impl Drop for JsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The length a `load` output line `<kind> <key> <length>` gives.
+fn loaded_length(stdout: &str, kind: &str, key: &str) -> u64 {
+    let prefix = format!("{kind} {key} ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}LENGTH` line in {stdout:?}"))
+}
+
+/// Serves fixture `name` from JS and loads it with `vitra load` into a new directory:
+/// returns (temp dirs, the replica's dir, index key, manifest, the JS server, load's stdout).
+fn load_from_js(
+    name: &str,
+) -> (
+    Vec<tempfile::TempDir>,
+    PathBuf,
+    String,
+    Json,
+    JsServer,
+    String,
+) {
+    let (served_tmp, served, key, m) = fixture(name);
+    let mut js = JsServer::start(&served);
+    assert_eq!(
+        js.length_of(&key),
+        m["indexLength"].as_u64().expect("indexLength"),
+        "JS Hypercore 10.38 reads {name}'s index at the length JS Vitra wrote"
+    );
+    let replica_tmp = tempfile::tempdir().expect("tempdir");
+    let replica = replica_tmp.path().join("replica");
+    let r = run(&replica, &["load", "--key", &key, "--peer", &js.addr]);
+    assert_eq!(
+        r.code, 0,
+        "vitra load of {name} from the JS peer: exit {}\nstdout: {}\nstderr: {}",
+        r.code, r.stdout, r.stderr
+    );
+    js.wait_for("connect");
+    assert_eq!(
+        loaded_length(&r.stdout, "index", &key),
+        js.length_of(&key),
+        "{name}: the replica has the whole index"
+    );
+    for oplog in m["oplogPubkeys"].as_array().expect("oplogPubkeys") {
+        let oplog = oplog.as_str().expect("oplog key");
+        assert_eq!(
+            loaded_length(&r.stdout, "oplog", oplog),
+            m["oplogLengths"][oplog].as_u64().expect("oplog length"),
+            "{name}: the replica has the whole oplog {oplog}"
+        );
+    }
+    let config = json(&std::fs::read_to_string(replica.join("vitra.json")).expect("vitra.json"));
+    assert_eq!(config["pubkey"], key.as_str());
+    assert_eq!(config["peers"], serde_json::json!([js.addr]));
+    // Nothing of the replica came from anywhere but the peer: it has no profile or seed.
+    assert!(!replica.join("profiles").exists());
+    (vec![served_tmp, replica_tmp], replica, key, m, js, r.stdout)
+}
+
+#[test]
+fn js_vitra_databases_served_by_js_load_and_verify() {
+    for name in ["counter", "values-zoo", "contract-update", "failed-op-last"] {
+        let (_tmps, replica, key, m, _js, _) = load_from_js(name);
+        assert_reads_as_manifest(&replica, &key, &m, name);
+        // Every operation arrived with the bytes JS Vitra wrote: the replica's oplogs read
+        // as the JS directory's own do.
+        let (_orig_tmp, original, _, _) = fixture(name);
+        for oplog in m["oplogPubkeys"].as_array().expect("oplogPubkeys") {
+            let oplog = oplog.as_str().expect("oplog key");
+            let args = ["history", oplog, "--json", "--key", &key];
+            assert_eq!(
+                json(&ok(&replica, &args, 0)),
+                json(&ok(&original, &args, 0)),
+                "{name}: oplog {oplog}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_js_served_database_whose_executor_cheated_loads_then_fails_verify() {
+    let (_tmps, replica, key, m, _js, loaded) = load_from_js("violation");
+    assert!(
+        !loaded.contains("vitraContractFraudProof"),
+        "load itself finds no log fraud: {loaded}"
+    );
+    assert!(!replica.join("fraud").exists(), "load saved no evidence");
+    // The cheating change is readable like any other entry.
+    for (path, expected) in m["expectedState"].as_object().expect("expectedState") {
+        let got = json(&ok(&replica, &["get", path, "--json"], 0));
+        assert_eq!(&got, expected, "violation {path}");
+    }
+    let r = run(&replica, &["verify"]);
+    assert_eq!(
+        r.code, 3,
+        "verify of the cheating database: exit {}\nstdout: {}\nstderr: {}",
+        r.code, r.stdout, r.stderr
+    );
+    let proof = json(&r.stdout);
+    assert_eq!(proof["vitraContractFraudProof"], 1);
+    assert_eq!(proof["details"], m["verify"]["fraudProof"]["details"]);
+    assert_eq!(proof["indexStateProof"]["logPubkey"], key.as_str());
+    assert!(
+        r.stderr.contains("ChangeNotProducedByMonitorError"),
+        "{}",
+        r.stderr
+    );
+    // The same proof as verifying JS Vitra's own directory gives, and it is kept.
+    let (_orig_tmp, original, _, _) = fixture("violation");
+    let local = run(&original, &["verify", "--key", &key]);
+    assert_eq!(local.code, 3);
+    assert_eq!(proof, json(&local.stdout));
+    let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}
