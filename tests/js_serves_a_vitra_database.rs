@@ -7,6 +7,9 @@
 //! download the index and every oplog from it alone; the replica must then read and verify as
 //! JS Vitra reported (manifest.json), and the `violation` database, whose executor broke its
 //! contract, must load and then fail `vitra verify` with exit 3 and the contract fraud proof.
+//! A JS peer that holds a second history signed with the index's key (a split log) is not
+//! followed by `vitra sync`: its signed head is kept as a block-rewrite fraud proof (exit 3,
+//! `fraud/`, `vitra fraud list`) and the replica still verifies.
 
 mod cli_support;
 
@@ -17,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
+use vitra::log::LogStore;
 
-/// `node compat-tests/serve_vitra_database.js <dir>`, killed when dropped.
+/// A listening JS peer (`node compat-tests/<script> args…`), killed when dropped.
 struct JsServer {
     child: Child,
     lines: Receiver<String>,
@@ -29,7 +33,14 @@ struct JsServer {
 }
 
 impl JsServer {
+    /// `serve_vitra_database.js <dir>`: serves the JS Vitra database in `dir`.
     fn start(dir: &Path) -> JsServer {
+        let dir = dir.to_str().expect("utf-8 path");
+        JsServer::spawn("serve_vitra_database.js", &[dir])
+    }
+
+    /// Runs `script` with `args` until it prints its `ready` event (with the port).
+    fn spawn(script: &str, args: &[&str]) -> JsServer {
         let compat = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests");
         assert!(
             compat.join("node_modules/hypercore-10-38").is_dir()
@@ -40,8 +51,8 @@ impl JsServer {
             compat.display()
         );
         let mut child = Command::new("node")
-            .arg(compat.join("serve_vitra_database.js"))
-            .arg(dir)
+            .arg(compat.join(script))
+            .args(args)
             .current_dir(&compat)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -222,4 +233,73 @@ fn a_js_served_database_whose_executor_cheated_loads_then_fails_verify() {
     assert_eq!(proof, json(&local.stdout));
     let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+#[test]
+fn a_js_peer_serving_a_split_index_is_refused_and_kept_as_evidence() {
+    let (_tmps, replica, key, m, _js, _) = load_from_js("counter");
+    // The index's secret key, as JS Vitra derives it from the directory's master seed.
+    let (_orig_tmp, original, _, _) = fixture("counter");
+    let index_key: [u8; 32] = hex::decode(&key)
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let secret = LogStore::new(&original)
+        .open(&index_key, None)
+        .expect("open the fixture's index")
+        .key_pair()
+        .secret_key
+        .expect("the index key pair derives from profiles/default");
+    let length = m["indexLength"].as_u64().expect("indexLength");
+    // JS Hypercore 10.38 writes another history under that key, two blocks longer.
+    let liar = JsServer::spawn(
+        "replicate_peer.js",
+        &[
+            "10-38",
+            "writer",
+            "listen",
+            "0",
+            &(length + 2).to_string(),
+            &hex::encode(secret),
+        ],
+    );
+    assert_eq!(
+        liar.ready["key"],
+        key.as_str(),
+        "the liar writes under the index key"
+    );
+
+    let r = run(&replica, &["sync", "--peer", &liar.addr, "--timeout", "10"]);
+    assert_eq!(
+        r.code, 3,
+        "sync from the split peer: exit {}\nstdout: {}\nstderr: {}",
+        r.code, r.stdout, r.stderr
+    );
+    let proof = r
+        .stdout
+        .lines()
+        .map(json)
+        .find(|d| d.get("vitraBlockInclusionFraudProof").is_some())
+        .unwrap_or_else(|| panic!("no block-rewrite fraud proof in {:?}", r.stdout));
+    let given = &proof["givenInclusionProof"];
+    let violating = &proof["violatingInclusionProof"];
+    assert_eq!(given["logPubkey"], key.as_str());
+    assert_eq!(
+        given["blockSeq"],
+        length - 1,
+        "our side: the head we verified"
+    );
+    assert_eq!(violating["logPubkey"], key.as_str());
+    assert_eq!(
+        violating["blockSeq"],
+        length + 1,
+        "their side: the split head"
+    );
+    assert_ne!(given["rootHashAtBlock"], violating["rootHashAtBlock"]);
+    assert!(r.stderr.contains("fraud:"), "{}", r.stderr);
+    let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // The replica followed nothing of it: it reads and verifies as before.
+    assert_reads_as_manifest(&replica, &key, &m, "counter after the split peer");
 }
