@@ -31,8 +31,10 @@
 //!
 //! What it must never do: store anything a peer sent before [`Log::verify_and_apply_proof`]
 //! accepted it; follow a peer whose fork id for a core is higher than ours once we hold
-//! verified blocks (it keeps both signed heads as [`ForkEvidence`] instead); or let one peer's
-//! bad message end anything but that peer's channel.
+//! verified blocks, or whose signed tree disagrees with ours on the same fork (it keeps both
+//! signed heads as [`ForkEvidence`] instead; a peer whose data fails against our tree is asked
+//! for its signed head at our length before its channel closes, and [`Replicator::sync`]
+//! waits for that answer); or let one peer's bad message end anything but that peer's channel.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -171,7 +173,9 @@ pub enum Download {
 }
 
 /// A peer published a signed head that contradicts one we verified: the two heads, both
-/// signed by the log's key.
+/// signed by the log's key. On one fork their lengths may differ: the longer head's tree
+/// does not contain the shorter one (the peer's proof spelled out its tree at the shorter
+/// length, and it differed from ours).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForkEvidence {
     /// The log's public key.
