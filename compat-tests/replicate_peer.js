@@ -1,10 +1,12 @@
 // A JS Hypercore (11.39.5 compat core, or 10.38.2) replicating one core with a Rust peer over
 // TCP + @hyperswarm/secret-stream, for tests/replicate_*.rs and benches/replicate.rs.
-// usage: node replicate_peer.js <11|10-38> <writer|reader> <initiator|responder|listen> <port> <count|key>
+// usage: node replicate_peer.js <11|10-38> <writer|reader> <initiator|responder|listen> <port> <count|key> [secret key]
 //   initiator/responder: dial 127.0.0.1:<port> with that secret-stream role; listen: accept one
 //   peer on 127.0.0.1:<port> (0 = any; the "ready" event carries "port").
 //   writer: creates a core with <count> blocks (block i = replicate_block(i), 100 bytes),
-//           prints {"event":"ready","key":...} and replicates.
+//           prints {"event":"ready","key":...} and replicates. With [secret key] (64 bytes hex,
+//           libsodium layout: seed then public key) the core uses that key pair (a second
+//           history under a key that already signed one: a split log).
 //   reader: opens a replica of <key>, runs core.download() (JS default, parallel), replicates.
 // stdin commands (one per line):
 //   append            append the next block, prints {"event":"appended","length"}
@@ -21,22 +23,24 @@ const crypto = require('crypto')
 const readline = require('readline')
 const SecretStream = require('@hyperswarm/secret-stream')
 
-const [, , version, mode, role, port, arg] = process.argv
+const [, , version, mode, role, port, arg, secret] = process.argv
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const hex = (b) => Buffer.from(b).toString('hex')
 const block = (i) => Buffer.from(('block-' + i + '-').padEnd(100, '.'))
 
 function open (key) {
+  const secretKey = secret ? Buffer.from(secret, 'hex') : null
+  const keyPair = secretKey ? { publicKey: secretKey.subarray(32), secretKey } : undefined
   if (version === '11') {
     const Hypercore = require('hypercore')
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-repl-'))
     process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
-    return key ? new Hypercore(dir, key, { compat: true }) : new Hypercore(dir, { compat: true })
+    return key ? new Hypercore(dir, key, { compat: true }) : new Hypercore(dir, { compat: true, keyPair })
   }
   if (version === '10-38') {
     const Hypercore = require('hypercore-10-38')
     const RAM = require('random-access-memory')
-    return key ? new Hypercore(RAM, key) : new Hypercore(RAM)
+    return key ? new Hypercore(RAM, key) : new Hypercore(RAM, { keyPair })
   }
   throw new Error('unknown version ' + version)
 }

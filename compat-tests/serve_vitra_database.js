@@ -4,17 +4,22 @@
 // serves them all on one connection per peer, as JS Vitra (corestore) does: loopback TCP,
 // @hyperswarm/secret-stream (we are the responder), `core.replicate(stream)` for the index and
 // every oplog. For tests/js_serves_a_vitra_database.rs.
-// usage: node serve_vitra_database.js <dir>
+// usage: node serve_vitra_database.js <dir> [11 <secret key hex>...]
+//   With "11" and the cores' secret keys (64 bytes hex each, libsodium layout), JS Hypercore
+//   11.39.5 (compat cores, its own storage) serves instead: each core is written anew under its
+//   key pair with the blocks read from <dir>, so keys, blocks and trees stay JS Vitra's and the
+//   heads are signed by Hypercore 11.
 //   Prints {"event":"ready","port","cores":[{"key","length","fork"}]} once listening on
 //   127.0.0.1 (any free port), then "connect"/"close"/"error" per peer; exits when stdin closes.
 // Events: "ready", "connect", "error", "close", "fatal", "timeout".
 const net = require('net')
 const fs = require('fs')
+const os = require('os')
 const path = require('path')
 const Hypercore = require('hypercore-10-38')
 const SecretStream = require('@hyperswarm/secret-stream')
 
-const [, , dir] = process.argv
+const [, , dir, rewrite, ...secrets] = process.argv
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const hex = (b) => Buffer.from(b).toString('hex')
 
@@ -32,6 +37,23 @@ function coreDirs (root) {
   return found
 }
 
+// A Hypercore 11 compat core under `core`'s key pair holding `core`'s blocks.
+async function rewriteWith11 (core) {
+  const Hypercore11 = require('hypercore')
+  const secret = secrets.map((h) => Buffer.from(h, 'hex')).find((s) => s.subarray(32).equals(core.key))
+  if (!secret) throw new Error('no secret key given for core ' + hex(core.key))
+  const blocks = []
+  for (let i = 0; i < core.length; i++) blocks.push(await core.get(i))
+  const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-serve-11-'))
+  process.on('exit', () => fs.rmSync(storage, { recursive: true, force: true }))
+  const keyPair = { publicKey: secret.subarray(32), secretKey: secret }
+  const fresh = new Hypercore11(storage, { compat: true, keyPair })
+  await fresh.ready()
+  await fresh.append(blocks)
+  await core.close()
+  return fresh
+}
+
 async function main () {
   const dirs = coreDirs(path.join(dir, 'cores'))
   if (dirs.length === 0) throw new Error('no cores under ' + path.join(dir, 'cores'))
@@ -43,6 +65,11 @@ async function main () {
       throw new Error('core in ' + d + ' has discovery key ' + hex(core.discoveryKey))
     }
     cores.push(core)
+  }
+  if (rewrite === '11') {
+    for (let i = 0; i < cores.length; i++) cores[i] = await rewriteWith11(cores[i])
+  } else if (rewrite !== undefined) {
+    throw new Error('unknown option ' + rewrite)
   }
   const server = net.createServer((socket) => {
     socket.setNoDelay(true)

@@ -335,7 +335,8 @@ fn a_served_replica_follows_live_and_its_oplog_reaches_the_executor() {
 fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
     // Two copies of one database (same keys) each execute different calls: at the same log
     // length, two different signed trees. A replica of one, synced from the other, refuses
-    // the other's blocks, says so, and still verifies the history it had.
+    // the other's blocks, says so, keeps both signed heads as fraud proofs (exit 3), and still
+    // verifies the history it had.
     let (tmp, a, key) = init("counter.js");
     ok(
         &a,
@@ -370,15 +371,28 @@ fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
     );
     let length = index_length(&loaded, &key);
     let r = run(&replica, &["sync", "--full", "--peer", &server_b.addr]);
-    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(
         r.stderr
             .contains(&format!("warning: peer {} on log {key}", server_b.addr)),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("every peer was refused"), "{}", r.stderr);
-    // With the honest peer too, the sync succeeds and keeps the honest history.
+    // The copy's signed heads contradict the ones the replica verified (the index and the
+    // oplog both split): each is kept as a block-rewrite fraud proof.
+    let proofs: Vec<serde_json::Value> = r.stdout.lines().map(json).collect();
+    assert_eq!(proofs.len(), 2, "{}", r.stdout);
+    assert!(proofs
+        .iter()
+        .all(|p| p["vitraBlockInclusionFraudProof"] == 1));
+    assert!(proofs
+        .iter()
+        .any(|p| p["givenInclusionProof"]["logPubkey"] == key.as_str()
+            && p["givenInclusionProof"]["blockSeq"] == length - 1));
+    let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    // With the honest peer too, the replica keeps the honest history (the copy's evidence is
+    // reported again: exit 3).
     let r = run(
         &replica,
         &[
@@ -390,8 +404,9 @@ fn a_peer_whose_logs_diverge_is_refused_and_the_replica_keeps_its_history() {
             &server_b.addr,
         ],
     );
-    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    assert_eq!(index_length(&r.stdout, &key), length, "{}", r.stdout);
+    assert_eq!(r.code, 3, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    let info = json(&ok(&replica, &["info", "--json"], 0));
+    assert_eq!(info["index"]["length"].as_u64(), Some(length));
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "3");
     let verified = json(&ok(&replica, &["verify", "--json"], 0));
     assert_eq!(verified["length"].as_u64(), Some(length));

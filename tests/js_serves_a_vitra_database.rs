@@ -3,10 +3,14 @@
 //! (`fixtures/js-vitra/*`, written by its pre-release Hypercore 10 and signed with the
 //! pre-release head signatures); `compat-tests/serve_vitra_database.js` opens every core of one
 //! with JS Hypercore 10.38.2 and replicates them all on one secret-stream connection over
-//! loopback TCP, as JS Vitra does. `vitra load --key <index key> --peer 127.0.0.1:PORT` must
+//! loopback TCP, as JS Vitra does (or JS Hypercore 11.39.5 holding the same blocks under the
+//! same key pairs). `vitra load --key <index key> --peer 127.0.0.1:PORT` must
 //! download the index and every oplog from it alone; the replica must then read and verify as
 //! JS Vitra reported (manifest.json), and the `violation` database, whose executor broke its
 //! contract, must load and then fail `vitra verify` with exit 3 and the contract fraud proof.
+//! A JS peer that holds a second history signed with the index's key (a split log) is not
+//! followed by `vitra sync`: its signed head is kept as a block-rewrite fraud proof (exit 3,
+//! `fraud/`, `vitra fraud list`) and the replica still verifies.
 
 mod cli_support;
 
@@ -17,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
+use vitra::log::LogStore;
 
-/// `node compat-tests/serve_vitra_database.js <dir>`, killed when dropped.
+/// A listening JS peer (`node compat-tests/<script> args…`), killed when dropped.
 struct JsServer {
     child: Child,
     lines: Receiver<String>,
@@ -29,7 +34,22 @@ struct JsServer {
 }
 
 impl JsServer {
-    fn start(dir: &Path) -> JsServer {
+    /// `serve_vitra_database.js <dir>`: serves the JS Vitra database in `dir` with JS
+    /// Hypercore 10.38 reading its files as they are or, with `hypercore_11`, with JS
+    /// Hypercore 11 holding the same blocks under the same key pairs.
+    fn start(dir: &Path, hypercore_11: bool) -> JsServer {
+        let path = dir.to_str().expect("utf-8 path");
+        let mut args = vec![path.to_owned()];
+        if hypercore_11 {
+            args.push("11".to_owned());
+            args.extend(secret_keys(dir).iter().map(hex::encode));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        JsServer::spawn("serve_vitra_database.js", &args)
+    }
+
+    /// Runs `script` with `args` until it prints its `ready` event (with the port).
+    fn spawn(script: &str, args: &[&str]) -> JsServer {
         let compat = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests");
         assert!(
             compat.join("node_modules/hypercore-10-38").is_dir()
@@ -40,8 +60,8 @@ impl JsServer {
             compat.display()
         );
         let mut child = Command::new("node")
-            .arg(compat.join("serve_vitra_database.js"))
-            .arg(dir)
+            .arg(compat.join(script))
+            .args(args)
             .current_dir(&compat)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -108,6 +128,25 @@ impl Drop for JsServer {
     }
 }
 
+/// The secret keys of every core of the JS Vitra directory `dir`, derived from its master
+/// seed as JS Vitra derives them.
+fn secret_keys(dir: &Path) -> Vec<[u8; 64]> {
+    let store = LogStore::new(dir);
+    store
+        .discovery_keys()
+        .expect("the directory's cores")
+        .iter()
+        .map(|dk| {
+            store
+                .open_by_discovery_key(dk)
+                .expect("open a core")
+                .key_pair()
+                .secret_key
+                .expect("the key pair derives from profiles/default")
+        })
+        .collect()
+}
+
 /// The length a `load` output line `<kind> <key> <length>` gives.
 fn loaded_length(stdout: &str, kind: &str, key: &str) -> u64 {
     let prefix = format!("{kind} {key} ");
@@ -122,6 +161,7 @@ fn loaded_length(stdout: &str, kind: &str, key: &str) -> u64 {
 /// returns (temp dirs, the replica's dir, index key, manifest, the JS server, load's stdout).
 fn load_from_js(
     name: &str,
+    hypercore_11: bool,
 ) -> (
     Vec<tempfile::TempDir>,
     PathBuf,
@@ -131,7 +171,7 @@ fn load_from_js(
     String,
 ) {
     let (served_tmp, served, key, m) = fixture(name);
-    let mut js = JsServer::start(&served);
+    let mut js = JsServer::start(&served, hypercore_11);
     assert_eq!(
         js.length_of(&key),
         m["indexLength"].as_u64().expect("indexLength"),
@@ -170,7 +210,7 @@ fn load_from_js(
 #[test]
 fn js_vitra_databases_served_by_js_load_and_verify() {
     for name in ["counter", "values-zoo", "contract-update", "failed-op-last"] {
-        let (_tmps, replica, key, m, _js, _) = load_from_js(name);
+        let (_tmps, replica, key, m, _js, _) = load_from_js(name, false);
         assert_reads_as_manifest(&replica, &key, &m, name);
         // Every operation arrived with the bytes JS Vitra wrote: the replica's oplogs read
         // as the JS directory's own do.
@@ -187,9 +227,20 @@ fn js_vitra_databases_served_by_js_load_and_verify() {
     }
 }
 
+/// The same databases served by JS Hypercore 11.39.5: each core written anew under its JS
+/// Vitra key pair with JS Vitra's blocks (Hypercore 11 cannot open the pre-release files), so
+/// the heads are Hypercore 11's compat signatures over JS Vitra's trees.
+#[test]
+fn js_vitra_databases_served_by_js_hypercore_11_load_and_verify() {
+    for name in ["counter", "contract-update"] {
+        let (_tmps, replica, key, m, _js, _) = load_from_js(name, true);
+        assert_reads_as_manifest(&replica, &key, &m, name);
+    }
+}
+
 #[test]
 fn a_js_served_database_whose_executor_cheated_loads_then_fails_verify() {
-    let (_tmps, replica, key, m, _js, loaded) = load_from_js("violation");
+    let (_tmps, replica, key, m, _js, loaded) = load_from_js("violation", false);
     assert!(
         !loaded.contains("vitraContractFraudProof"),
         "load itself finds no log fraud: {loaded}"
@@ -222,4 +273,67 @@ fn a_js_served_database_whose_executor_cheated_loads_then_fails_verify() {
     assert_eq!(proof, json(&local.stdout));
     let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+#[test]
+fn a_js_peer_serving_a_split_index_is_refused_and_kept_as_evidence() {
+    let (_tmps, replica, key, m, _js, _) = load_from_js("counter", false);
+    // The index's secret key, as JS Vitra derives it from the directory's master seed.
+    let (_orig_tmp, original, _, _) = fixture("counter");
+    let secret = secret_keys(&original)
+        .into_iter()
+        .find(|s| hex::encode(&s[32..]) == key)
+        .expect("the index's key pair");
+    let length = m["indexLength"].as_u64().expect("indexLength");
+    // JS Hypercore 10.38 writes another history under that key, two blocks longer.
+    let liar = JsServer::spawn(
+        "replicate_peer.js",
+        &[
+            "10-38",
+            "writer",
+            "listen",
+            "0",
+            &(length + 2).to_string(),
+            &hex::encode(secret),
+        ],
+    );
+    assert_eq!(
+        liar.ready["key"],
+        key.as_str(),
+        "the liar writes under the index key"
+    );
+
+    let r = run(&replica, &["sync", "--peer", &liar.addr, "--timeout", "10"]);
+    assert_eq!(
+        r.code, 3,
+        "sync from the split peer: exit {}\nstdout: {}\nstderr: {}",
+        r.code, r.stdout, r.stderr
+    );
+    let proof = r
+        .stdout
+        .lines()
+        .map(json)
+        .find(|d| d.get("vitraBlockInclusionFraudProof").is_some())
+        .unwrap_or_else(|| panic!("no block-rewrite fraud proof in {:?}", r.stdout));
+    let given = &proof["givenInclusionProof"];
+    let violating = &proof["violatingInclusionProof"];
+    assert_eq!(given["logPubkey"], key.as_str());
+    assert_eq!(
+        given["blockSeq"],
+        length - 1,
+        "our side: the head we verified"
+    );
+    assert_eq!(violating["logPubkey"], key.as_str());
+    assert_eq!(
+        violating["blockSeq"],
+        length + 1,
+        "their side: the split head"
+    );
+    assert_ne!(given["rootHashAtBlock"], violating["rootHashAtBlock"]);
+    assert!(r.stderr.contains("fraud:"), "{}", r.stderr);
+    let listed = json(&ok(&replica, &["fraud", "list", "--json"], 0));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // The replica followed nothing of it: it reads and verifies as before.
+    assert_reads_as_manifest(&replica, &key, &m, "counter after the split peer");
 }

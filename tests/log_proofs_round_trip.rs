@@ -3,7 +3,8 @@
 //! heads, and tampered proofs are rejected with a typed error.
 
 use vitra::log::proof::{
-    inclusion_request, verify_remote, RequestBlock, RequestSeek, RequestUpgrade,
+    inclusion_request, verify_remote, verify_remote_prefix, RequestBlock, RequestSeek,
+    RequestUpgrade,
 };
 use vitra::log::{Log, LogError, MemoryStorage, OpenOptions, Proof, ProofRequest, Storage};
 
@@ -165,6 +166,37 @@ fn inclusion_proof_anchored_to_an_older_signed_head_verifies_remotely() {
         w.create_proof_at(&inclusion_request(0, 9), 9).is_err(),
         "no head at 9"
     );
+}
+
+/// A proof whose upgrade ends short of the signed length (the rest as additional nodes)
+/// spells out the writer's tree at that length under the signed head; a node that does not
+/// belong to the signed tree is refused.
+#[test]
+fn a_proof_from_zero_shows_the_tree_at_a_shorter_length() {
+    let w = writer(45);
+    for length in [1, 7, 8, 20, 32, 44, 45] {
+        let req = ProofRequest {
+            upgrade: Some(RequestUpgrade { start: 0, length }),
+            ..Default::default()
+        };
+        let p = wire(&w.create_proof(&req).unwrap());
+        let (v, at, hash) = verify_remote_prefix(&w.public_key(), &p).unwrap();
+        assert_eq!(at, length);
+        assert_eq!(hash, w.tree_hash(length).unwrap(), "tree at {length}");
+        let head = v.head.unwrap();
+        assert_eq!(
+            (head.length, head.tree_hash),
+            (45, w.tree_hash(45).unwrap())
+        );
+        let mut bad = p.clone();
+        if let Some(n) = bad.upgrade.as_mut().unwrap().nodes.first_mut() {
+            n.hash[0] ^= 1;
+            assert!(
+                verify_remote_prefix(&w.public_key(), &bad).is_err(),
+                "{length}"
+            );
+        }
+    }
 }
 
 #[test]

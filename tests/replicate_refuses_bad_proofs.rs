@@ -13,7 +13,9 @@ use std::time::Duration;
 use replicate_support::block;
 use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
 use vitra::log::{Log, MemoryStorage, Storage};
-use vitra::net::replicate::{Download, ForkEvidence, Logs, Notice, Replicator, ReplicatorConfig};
+use vitra::net::replicate::{
+    Download, ForkEvidence, Logs, Notice, Replicator, ReplicatorConfig, HEAD_CHECK_WAIT,
+};
 use vitra::net::wire::{Message, Sync};
 use vitra::net::{Connection, ConnectionConfig, KeyPair};
 
@@ -411,4 +413,41 @@ async fn extreme_messages_are_answered_or_ignored() {
         }
     }
     engine.abort();
+}
+
+/// A peer that never answers our request for its signed head (to compare with ours) holds a
+/// sync up for at most `HEAD_CHECK_WAIT`, not until the sync's own timeout.
+#[tokio::test]
+async fn a_peer_that_never_shows_its_signed_head_does_not_hold_sync_up() {
+    let honest = writer(8);
+    let key = honest.public_key();
+    let mut set = Logs::new();
+    set.insert(verified_replica(&honest, false));
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    rep.add_core_with(key, Download::HeadOnly);
+    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    // Its answers to head requests (an upgrade, no block) go to a request id we never made.
+    let peer = tokio::spawn(hostile_peer(
+        addr.to_string(),
+        honest_clone(&honest),
+        honest,
+        |m| {
+            if let Message::Data(d) = m {
+                if d.proof.upgrade.is_some() && d.proof.block.is_none() {
+                    d.request += 1 << 40;
+                }
+            }
+        },
+    ));
+    rep.run_until(&mut set, Duration::from_secs(20), |_, r| {
+        !r.remote_lengths(&key).is_empty()
+    })
+    .await
+    .expect("the peer syncs");
+    let timeout = HEAD_CHECK_WAIT + Duration::from_secs(5);
+    rep.sync(&mut set, timeout)
+        .await
+        .unwrap_or_else(|e| panic!("sync waited on the silent peer past {timeout:?}: {e}"));
+    assert!(rep.evidence().is_empty());
+    peer.abort();
 }

@@ -80,8 +80,8 @@ pub fn fork_fraud_proofs(rep: &Replicator) -> Vec<LogForkFraudProof> {
 }
 
 /// Every piece of evidence the replicator gathered as a Vitra fraud proof: a fork as
-/// [`FraudProof::LogFork`], a split (two trees signed at one length) as
-/// [`FraudProof::BlockRewrite`].
+/// [`FraudProof::LogFork`], a split (the key signed two trees that disagree, at one length or
+/// the longer not containing the shorter) as [`FraudProof::BlockRewrite`].
 pub fn replication_fraud_proofs(rep: &Replicator) -> Vec<FraudProof> {
     rep.evidence()
         .iter()

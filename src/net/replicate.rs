@@ -31,13 +31,15 @@
 //!
 //! What it must never do: store anything a peer sent before [`Log::verify_and_apply_proof`]
 //! accepted it; follow a peer whose fork id for a core is higher than ours once we hold
-//! verified blocks (it keeps both signed heads as [`ForkEvidence`] instead); or let one peer's
-//! bad message end anything but that peer's channel.
+//! verified blocks, or whose signed tree disagrees with ours on the same fork (it keeps both
+//! signed heads as [`ForkEvidence`] instead; a peer whose data fails against our tree is asked
+//! for its signed head at our length before its channel closes, and [`Replicator::sync`]
+//! waits for that answer); or let one peer's bad message end anything but that peer's channel.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -49,6 +51,10 @@ use crate::proof::{BlockInclusionProof, BlockRewriteFraudProof, LogForkFraudProo
 
 /// Requests in flight to one peer for one core (JS allows a few hundred).
 pub const DEFAULT_MAX_INFLIGHT: usize = 256;
+
+/// How long a sync waits for a peer's signed head asked to compare with ours (possible
+/// evidence) before it stops waiting for that peer.
+pub const HEAD_CHECK_WAIT: Duration = Duration::from_secs(5);
 
 /// Blocks per `want` segment (as JS).
 const SEGMENT: u64 = 32768;
@@ -171,7 +177,9 @@ pub enum Download {
 }
 
 /// A peer published a signed head that contradicts one we verified: the two heads, both
-/// signed by the log's key.
+/// signed by the log's key. On one fork their lengths may differ: the longer head's tree
+/// does not contain the shorter one (the peer's proof spelled out its tree at the shorter
+/// length, and it differed from ours).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForkEvidence {
     /// The log's public key.
@@ -312,6 +320,8 @@ struct Inflight {
     peer: u64,
     key: [u8; 32],
     kind: ReqKind,
+    /// When it was sent.
+    sent: Instant,
 }
 
 struct PeerCore {
@@ -1083,10 +1093,14 @@ impl Replicator {
     }
 
     /// Whether a signed head asked of `peer` (any peer with `None`) to compare with ours is
-    /// still on its way for `key`.
+    /// still on its way for `key`; a peer that leaves it unanswered for [`HEAD_CHECK_WAIT`]
+    /// no longer holds a sync up (the request stays open for a late answer).
     fn conflict_pending(&self, key: &[u8; 32], peer: Option<u64>) -> bool {
         self.inflight.values().any(|r| {
-            r.kind == ReqKind::Conflict && r.key == *key && peer.is_none_or(|p| p == r.peer)
+            r.kind == ReqKind::Conflict
+                && r.key == *key
+                && peer.is_none_or(|p| p == r.peer)
+                && (peer.is_some() || r.sent.elapsed() < HEAD_CHECK_WAIT)
         })
     }
 
@@ -1105,21 +1119,28 @@ impl Replicator {
         pc.conflict_asked = true;
         pc.refused = true;
         pc.inflight += 1;
-        let id = self.next_id();
-        self.inflight.insert(
-            id,
-            Inflight {
-                peer,
-                key,
-                kind: ReqKind::Conflict,
-            },
-        );
+        let id = self.track(peer, key, ReqKind::Conflict);
         self.send(&key, peer, vec![upgrade_request(id, fork, 0, length)]);
     }
 
     fn next_id(&mut self) -> u64 {
         let id = self.next_request;
         self.next_request += 1;
+        id
+    }
+
+    /// Records a request of `kind` about to go to `peer` for `key`; returns its id.
+    fn track(&mut self, peer: u64, key: [u8; 32], kind: ReqKind) -> u64 {
+        let id = self.next_id();
+        self.inflight.insert(
+            id,
+            Inflight {
+                peer,
+                key,
+                kind,
+                sent: Instant::now(),
+            },
+        );
         id
     }
 
@@ -1158,15 +1179,7 @@ impl Replicator {
             }
             if remote_fork != fork && length > 0 {
                 if remote_fork > fork && !conflict_asked && remote_length > 0 {
-                    let id = self.next_id();
-                    self.inflight.insert(
-                        id,
-                        Inflight {
-                            peer,
-                            key: *key,
-                            kind: ReqKind::Conflict,
-                        },
-                    );
+                    let id = self.track(peer, *key, ReqKind::Conflict);
                     if let Some(pc) = self.channels.get_mut(&(*key, peer)) {
                         pc.conflict_asked = true;
                         pc.refused = true;
@@ -1184,15 +1197,7 @@ impl Replicator {
                 .get(&(*key, peer))
                 .is_some_and(|pc| pc.checked != Some((fork, length)));
             if remote_length == length && length > 0 && unchecked {
-                let id = self.next_id();
-                self.inflight.insert(
-                    id,
-                    Inflight {
-                        peer,
-                        key: *key,
-                        kind: ReqKind::Conflict,
-                    },
-                );
+                let id = self.track(peer, *key, ReqKind::Conflict);
                 if let Some(pc) = self.channels.get_mut(&(*key, peer)) {
                     pc.checked = Some((fork, length));
                     pc.inflight += 1;
@@ -1202,15 +1207,7 @@ impl Replicator {
             // Upgrade.
             let upgrade_busy = self.cores.get(key).is_none_or(|c| c.upgrade_inflight);
             if remote_length > length && !upgrade_busy {
-                let id = self.next_id();
-                self.inflight.insert(
-                    id,
-                    Inflight {
-                        peer,
-                        key: *key,
-                        kind: ReqKind::Upgrade,
-                    },
-                );
+                let id = self.track(peer, *key, ReqKind::Upgrade);
                 if let Some(c) = self.cores.get_mut(key) {
                     c.upgrade_inflight = true;
                 }
@@ -1225,15 +1222,7 @@ impl Replicator {
                 let candidates = self.block_candidates(log, key, peer, length);
                 for i in candidates {
                     let nodes = log.missing_nodes(2 * i).unwrap_or(0);
-                    let id = self.next_id();
-                    self.inflight.insert(
-                        id,
-                        Inflight {
-                            peer,
-                            key: *key,
-                            kind: ReqKind::Block(i),
-                        },
-                    );
+                    let id = self.track(peer, *key, ReqKind::Block(i));
                     batch.push(Message::Request(wire::Request {
                         id,
                         proof: ProofRequest {
@@ -1365,13 +1354,16 @@ impl Replicator {
             if done(set, self) {
                 return Ok(());
             }
-            let ev = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            // Wake at least every second: waits such as HEAD_CHECK_WAIT end without an event.
+            let wake = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            let ev = match tokio::time::timeout_at(wake, self.rx.recv()).await {
                 Ok(Some(ev)) => ev,
                 Ok(None) => {
                     return Err(ReplicateError::NoPeers {
                         state: self.describe(set),
                     })
                 }
+                Err(_) if tokio::time::Instant::now() < deadline => continue,
                 Err(_) => {
                     return Err(ReplicateError::Timeout {
                         after: timeout,
