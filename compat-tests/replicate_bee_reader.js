@@ -5,35 +5,18 @@
 // Prints {"event":"entries","length","entries":[{seq,key,value}]} (key/value hex) once the
 // replica reached <length>, or "fatal"/"timeout".
 const net = require('net')
-const os = require('os')
-const fs = require('fs')
-const path = require('path')
-const SecretStream = require('@hyperswarm/secret-stream')
+const { out, hex, openCore, replicateOver, runMain } = require('./lib/peer')
 // Hyperbee 1.10.1 wraps any core without Symbol.for('hypercore.promises') (Hypercore 11 has
 // none) as a callback core and never becomes ready on it, so Hypercore 11 is read with
 // Hyperbee 2.8.0 (hyperbee-2) and 10.38 with Hyperbee 1.10.1.
 
 const [, , version, port, keyHex, lengthArg] = process.argv
-const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
-const hex = (b) => (b === null || b === undefined) ? null : Buffer.from(b).toString('hex')
 
 async function main () {
   const key = Buffer.from(keyHex, 'hex')
-  let core
-  if (version === '11') {
-    const Hypercore = require('hypercore')
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-bee-'))
-    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
-    core = new Hypercore(dir, key, { compat: true })
-  } else {
-    const Hypercore = require('hypercore-10-38')
-    core = new Hypercore(require('random-access-memory'), key)
-  }
+  const core = openCore(version, key, 'vitra-bee-')
   await core.ready()
-  const socket = net.connect(Number(port), '127.0.0.1')
-  const s = new SecretStream(true, socket)
-  core.replicate(s)
-  s.on('error', (err) => out({ event: 'error', message: err.message }))
+  const s = replicateOver(net.connect(Number(port), '127.0.0.1'), true, [core])
   const want = Number(lengthArg)
   if (process.env.REPL_DEBUG) setInterval(() => console.error('length', core.length, 'want', want, JSON.stringify(core.replicator.stats), 'peers', core.peers.map((p) => [p.remoteLength, p.remoteFork, p.remoteCanUpgrade, p.lengthAcked, p.remoteSynced])), 1000).unref()
   while (core.length < want) await core.update({ wait: true })
@@ -49,11 +32,4 @@ async function main () {
   setTimeout(() => process.exit(0), 50)
 }
 
-main().catch((err) => {
-  out({ event: 'fatal', message: err.stack })
-  process.exit(2)
-})
-setTimeout(() => {
-  out({ event: 'timeout' })
-  process.exit(3)
-}, 60000).unref()
+runMain(main, 60000)

@@ -16,33 +16,17 @@
 //                     concatenated; ms from dialing until blocks 0..N were local)
 // Events: "ready", "connect", "error", "close", "have", "fatal", "timeout".
 const net = require('net')
-const os = require('os')
-const fs = require('fs')
-const path = require('path')
 const crypto = require('crypto')
 const readline = require('readline')
-const SecretStream = require('@hyperswarm/secret-stream')
+const { out, hex, openCore, replicateOver, runMain } = require('./lib/peer')
 
 const [, , version, mode, role, port, arg, secret] = process.argv
-const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
-const hex = (b) => Buffer.from(b).toString('hex')
 const block = (i) => Buffer.from(('block-' + i + '-').padEnd(100, '.'))
 
 function open (key) {
   const secretKey = secret ? Buffer.from(secret, 'hex') : null
   const keyPair = secretKey ? { publicKey: secretKey.subarray(32), secretKey } : undefined
-  if (version === '11') {
-    const Hypercore = require('hypercore')
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-repl-'))
-    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
-    return key ? new Hypercore(dir, key, { compat: true }) : new Hypercore(dir, { compat: true, keyPair })
-  }
-  if (version === '10-38') {
-    const Hypercore = require('hypercore-10-38')
-    const RAM = require('random-access-memory')
-    return key ? new Hypercore(RAM, key) : new Hypercore(RAM, { keyPair })
-  }
-  throw new Error('unknown version ' + version)
+  return openCore(version, key, 'vitra-repl-', key ? {} : { keyPair })
 }
 
 async function main () {
@@ -63,14 +47,7 @@ async function main () {
     await core.ready()
   }
   let connectStart = process.hrtime.bigint()
-  const attach = (socket, isInitiator) => {
-    socket.setNoDelay(true)
-    const s = new SecretStream(isInitiator, socket)
-    core.replicate(s)
-    s.on('connect', () => out({ event: 'connect' }))
-    s.on('error', (err) => out({ event: 'error', message: err.message }))
-    s.on('close', () => out({ event: 'close' }))
-  }
+  const attach = (socket, isInitiator) => replicateOver(socket, isInitiator, [core])
   if (role === 'listen') {
     // We listen on 127.0.0.1:<port> (0 = any free port) and the Rust side dials us.
     const server = net.createServer((socket) => {
@@ -114,11 +91,4 @@ async function main () {
   }
 }
 
-main().catch((err) => {
-  out({ event: 'fatal', message: err.stack })
-  process.exit(2)
-})
-setTimeout(() => {
-  out({ event: 'timeout' })
-  process.exit(3)
-}, Number(process.env.REPLICATE_PEER_TIMEOUT_MS || 120000)).unref()
+runMain(main, Number(process.env.REPLICATE_PEER_TIMEOUT_MS || 120000))

@@ -14,14 +14,11 @@
 // Events: "ready", "connect", "error", "close", "fatal", "timeout".
 const net = require('net')
 const fs = require('fs')
-const os = require('os')
 const path = require('path')
 const Hypercore = require('hypercore-10-38')
-const SecretStream = require('@hyperswarm/secret-stream')
+const { out, hex, tempDir, replicateOver, runMain } = require('./lib/peer')
 
 const [, , dir, rewrite, ...secrets] = process.argv
-const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
-const hex = (b) => Buffer.from(b).toString('hex')
 
 // Every `cores/xx/yy/<discovery key>` directory of the data directory.
 function coreDirs (root) {
@@ -44,8 +41,7 @@ async function rewriteWith11 (core) {
   if (!secret) throw new Error('no secret key given for core ' + hex(core.key))
   const blocks = []
   for (let i = 0; i < core.length; i++) blocks.push(await core.get(i))
-  const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'vitra-serve-11-'))
-  process.on('exit', () => fs.rmSync(storage, { recursive: true, force: true }))
+  const storage = tempDir('vitra-serve-11-')
   const keyPair = { publicKey: secret.subarray(32), secretKey: secret }
   const fresh = new Hypercore11(storage, { compat: true, keyPair })
   await fresh.ready()
@@ -71,14 +67,7 @@ async function main () {
   } else if (rewrite !== undefined) {
     throw new Error('unknown option ' + rewrite)
   }
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true)
-    const s = new SecretStream(false, socket)
-    for (const core of cores) core.replicate(s)
-    s.on('connect', () => out({ event: 'connect' }))
-    s.on('error', (err) => out({ event: 'error', message: err.message }))
-    s.on('close', () => out({ event: 'close' }))
-  })
+  const server = net.createServer((socket) => replicateOver(socket, false, cores))
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   out({
     event: 'ready',
@@ -90,11 +79,4 @@ async function main () {
   rl.on('close', () => process.exit(0))
 }
 
-main().catch((err) => {
-  out({ event: 'fatal', message: err.stack })
-  process.exit(2)
-})
-setTimeout(() => {
-  out({ event: 'timeout' })
-  process.exit(3)
-}, Number(process.env.SERVE_VITRA_TIMEOUT_MS || 120000)).unref()
+runMain(main, Number(process.env.SERVE_VITRA_TIMEOUT_MS || 120000))
