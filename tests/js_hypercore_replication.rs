@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::JsPeer;
-use tokio::net::TcpListener;
+use common::{accept_js_connection, loopback_listener, JsPeer};
 use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
 use vitra::net::wire::{discovery_key, Message, Request, Sync};
-use vitra::net::{Channel, Connection, ConnectionConfig, KeyPair, NetError};
+use vitra::net::{Channel, NetError};
 
 fn key_of(v: &serde_json::Value) -> [u8; 32] {
     let bytes = hex::decode(v["key"].as_str().expect("key")).expect("hex key");
@@ -82,10 +81,7 @@ async fn fetch_block(ch: &mut Channel, length: u64, index: u64, prefix: &str) {
 }
 
 async fn replicate_with(version: &str, js_role: &str) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = loopback_listener().await;
     let mut js = JsPeer::spawn("hypercore_peer.js", &[version, js_role, &port]);
     let ready = js.wait_for("ready", 20).await;
     let cores = ready["cores"].as_array().expect("cores").clone();
@@ -95,18 +91,7 @@ async fn replicate_with(version: &str, js_role: &str) {
         hex::encode(discovery_key(&key_a)),
         "our discovery key matches JS"
     );
-    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("JS side never connected")
-        .expect("accept");
-    let conn = Connection::connect(
-        tcp,
-        js_role == "responder",
-        &KeyPair::generate().expect("key pair"),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("Rust side: handshake with JS Hypercore {version} failed: {e}"));
+    let conn = accept_js_connection(&listener, js_role, &format!("JS Hypercore {version}")).await;
 
     // Both cores over the one connection; JS verifies our capability on open.
     let mut a = conn.open_core(&key_a).await.expect("open core A");

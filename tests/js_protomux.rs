@@ -7,10 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::JsPeer;
-use tokio::net::TcpListener;
+use common::{accept_js_connection, loopback_listener, JsPeer};
 use vitra::compact::{put_string, Reader};
-use vitra::net::{Connection, ConnectionConfig, KeyPair, MuxChannel, NetError};
+use vitra::net::{MuxChannel, NetError};
 
 fn string(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -32,23 +31,9 @@ async fn recv_text(ch: &mut MuxChannel) -> String {
 }
 
 async fn scenario(js_role: &str) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = loopback_listener().await;
     let mut js = JsPeer::spawn("protomux_peer.js", &[js_role, &port]);
-    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("JS side never connected")
-        .expect("accept");
-    let conn = Connection::connect(
-        tcp,
-        js_role == "responder",
-        &KeyPair::generate().expect("key pair"),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("Rust side: handshake failed: {e}"));
+    let conn = accept_js_connection(&listener, js_role, "JS protomux").await;
     js.wait_for("connect", 10).await;
 
     // JS opened two channels: answer one, reject the other.

@@ -7,31 +7,22 @@ mod replicate_support;
 
 use std::time::Duration;
 
-use replicate_support::{block, expected_sha, key_of, log_sha, Js};
+use replicate_support::{
+    block, expected_sha, has_all_blocks, js_writer_session, log_sha, JsWriterSession,
+};
 use vitra::database::fork_fraud_proofs;
-use vitra::log::{Log, MemoryStorage, SignatureScheme, Storage};
-use vitra::net::replicate::{Download, Logs, Notice, Replicator, ReplicatorConfig};
+use vitra::log::SignatureScheme;
+use vitra::net::replicate::Notice;
 
 async fn truncating_js_writer_yields_fork_evidence(version: &str) {
-    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
-    let mut js = Js::spawn(
-        "replicate_peer.js",
-        &[
-            version,
-            "writer",
-            "initiator",
-            &addr.port().to_string(),
-            "20",
-        ],
-    );
-    let key = key_of(&js.wait_for("ready", 60).await);
-    let mut set = Logs::new();
-    set.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
-    rep.add_core_with(key, Download::Full);
+    let JsWriterSession {
+        mut js,
+        mut rep,
+        mut set,
+        key,
+    } = js_writer_session(version, 20).await;
     rep.run_until(&mut set, Duration::from_secs(60), |s, _| {
-        s.get(&key)
-            .is_some_and(|l| l.len() == 20 && (0..20).all(|i| l.has(i)))
+        has_all_blocks(s, &key, 20)
     })
     .await
     .unwrap_or_else(|e| panic!("Rust reader did not replicate the 20 blocks: {e}"));

@@ -8,35 +8,20 @@ mod replicate_support;
 
 use std::time::Duration;
 
-use replicate_support::{block, expected_sha, key_of, log_sha, Js};
-use vitra::log::{Log, MemoryStorage, Storage};
-use vitra::net::replicate::{Download, Logs, Replicator, ReplicatorConfig};
+use replicate_support::{
+    block, empty_replica, expected_sha, has_all_blocks, js_writer_session, key_of, log_sha,
+    logs_of, serve_log, writer_log, Js, JsWriterSession,
+};
+use vitra::net::replicate::{Download, Replicator, ReplicatorConfig};
 
 const BLOCKS: u64 = 10_000;
 
 async fn rust_writer_js_reader(version: &str) {
-    let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("create log");
-    let blocks: Vec<Vec<u8>> = (0..BLOCKS).map(block).collect();
-    for chunk in blocks.chunks(1000) {
-        log.append_batch(chunk).expect("append");
-    }
+    let log = writer_log(BLOCKS);
     let key = log.public_key();
-    let mut set = Logs::new();
-    set.insert(log);
-    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    rep.add_core_with(key, Download::HeadOnly);
-    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    let (mut set, mut rep, addr) = serve_log(log).await;
 
-    let mut js = Js::spawn(
-        "replicate_peer.js",
-        &[
-            version,
-            "reader",
-            "initiator",
-            &addr.port().to_string(),
-            &hex::encode(key),
-        ],
-    );
+    let mut js = Js::spawn_reader(version, addr, &key);
     js.command(&format!("wait {BLOCKS}")).await;
     let have = js.drive_until(&mut rep, &mut set, "have", 120).await;
     assert_eq!(have["length"], BLOCKS, "JS reader length");
@@ -62,27 +47,15 @@ async fn rust_writer_js_reader(version: &str) {
 }
 
 async fn js_writer_rust_reader(version: &str) {
-    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
-    let mut js = Js::spawn(
-        "replicate_peer.js",
-        &[
-            version,
-            "writer",
-            "initiator",
-            &addr.port().to_string(),
-            &BLOCKS.to_string(),
-        ],
-    );
-    let ready = js.wait_for("ready", 60).await;
-    let key = key_of(&ready);
-    let mut set = Logs::new();
-    set.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
-    rep.add_core_with(key, Download::Full);
+    let JsWriterSession {
+        mut js,
+        mut rep,
+        mut set,
+        key,
+    } = js_writer_session(version, BLOCKS).await;
 
     rep.run_until(&mut set, Duration::from_secs(120), |set, _| {
-        set.get(&key)
-            .is_some_and(|l| l.len() == BLOCKS && (0..BLOCKS).all(|i| l.has(i)))
+        has_all_blocks(set, &key, BLOCKS)
     })
     .await
     .unwrap_or_else(|e| panic!("Rust reader did not get {BLOCKS} blocks from JS: {e}"));
@@ -144,8 +117,7 @@ async fn rust_dials_a_listening_js_hypercore_11_writer() {
     let ready = js.wait_for("ready", 60).await;
     let key = key_of(&ready);
     let port = ready["port"].as_u64().expect("port");
-    let mut set = Logs::new();
-    set.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
+    let mut set = logs_of(empty_replica(key));
     let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
     rep.add_core_with(key, Download::Full);
     rep.connect(&format!("127.0.0.1:{port}"))

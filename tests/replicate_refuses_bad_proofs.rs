@@ -10,28 +10,19 @@ mod replicate_support;
 
 use std::time::Duration;
 
-use replicate_support::block;
+use replicate_support::{block, empty_replica, logs_of, serve_log, split_of, writer_log};
 use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
 use vitra::log::{Log, MemoryStorage, Storage};
 use vitra::net::replicate::{
     Download, ForkEvidence, Logs, Notice, Replicator, ReplicatorConfig, HEAD_CHECK_WAIT,
 };
 use vitra::net::wire::{Message, Sync};
-use vitra::net::{Connection, ConnectionConfig, KeyPair};
+use vitra::net::{Channel, Connection, ConnectionConfig, KeyPair};
 
-fn writer(n: u64) -> Log {
-    let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("create");
-    let blocks: Vec<Vec<u8>> = (0..n).map(block).collect();
-    log.append_batch(&blocks).expect("append");
-    log
-}
-
-/// A peer that announces `honest`'s length and answers each request with a proof from
-/// `prover` (possibly another log), passed through `tamper`.
-async fn hostile_peer(addr: String, honest: Log, prover: Log, tamper: fn(&mut Message)) {
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
+/// A raw connection (no replication engine) dialed to the replicator at `addr`, as
+/// secret-stream initiator, with the replication channel of log `key` opened on it.
+async fn raw_core_channel(addr: &str, key: &[u8; 32]) -> (Connection, Channel) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let conn = Connection::connect(
         tcp,
         true,
@@ -40,10 +31,14 @@ async fn hostile_peer(addr: String, honest: Log, prover: Log, tamper: fn(&mut Me
     )
     .await
     .expect("handshake");
-    let mut ch = conn
-        .open_core(&honest.public_key())
-        .await
-        .expect("open core");
+    let ch = conn.open_core(key).await.expect("open core");
+    (conn, ch)
+}
+
+/// A peer that announces `honest`'s length and answers each request with a proof from
+/// `prover` (possibly another log), passed through `tamper`.
+async fn hostile_peer(addr: String, honest: Log, prover: Log, tamper: fn(&mut Message)) {
+    let (_conn, mut ch) = raw_core_channel(&addr, &honest.public_key()).await;
     ch.send(&Message::Sync(Sync {
         fork: 0,
         length: honest.len(),
@@ -86,8 +81,7 @@ struct Outcome {
 /// Runs a replicator holding `replica` (fully downloading) against [`hostile_peer`].
 async fn run_against(replica: Log, honest: Log, prover: Log, tamper: fn(&mut Message)) -> Outcome {
     let key = honest.public_key();
-    let mut set = Logs::new();
-    set.insert(replica);
+    let mut set = logs_of(replica);
     let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
     rep.add_core_with(key, Download::Full);
     let addr = rep.listen("127.0.0.1:0").await.expect("listen");
@@ -109,10 +103,6 @@ async fn run_against(replica: Log, honest: Log, prover: Log, tamper: fn(&mut Mes
         evidence: rep.evidence().to_vec(),
         key,
     }
-}
-
-fn empty_replica(key: [u8; 32]) -> Log {
-    Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica")
 }
 
 /// A replica of `log` that verified its signed head and, with `blocks`, every block.
@@ -147,9 +137,9 @@ fn verified_replica(log: &Log, blocks: bool) -> Log {
 
 #[tokio::test]
 async fn upgrade_signed_by_another_key_is_refused() {
-    let honest = writer(8);
+    let honest = writer_log(8);
     // Same blocks, different key: the tree matches, the signature cannot.
-    let other = writer(8);
+    let other = writer_log(8);
     let key = honest.public_key();
     let Outcome {
         set,
@@ -171,7 +161,7 @@ async fn upgrade_signed_by_another_key_is_refused() {
 
 #[tokio::test]
 async fn altered_block_is_refused_and_not_stored() {
-    let honest = writer(8);
+    let honest = writer_log(8);
     let prover_copy = honest_clone(&honest);
     let key = honest.public_key();
     let Outcome {
@@ -205,19 +195,6 @@ async fn altered_block_is_refused_and_not_stored() {
         evidence.is_empty(),
         "corrupt data under an honest signed head is refused, not evidence: {evidence:?}"
     );
-}
-
-/// A log with `log`'s key pair and `n` blocks other than its own: the key signed a second
-/// history (a split log).
-fn split_of(log: &Log, n: u64) -> Log {
-    let mut split = Log::create_with_key_pair(
-        Storage::Memory(MemoryStorage::new()),
-        log.key_pair().clone(),
-    )
-    .expect("split writer");
-    let other: Vec<Vec<u8>> = (0..n).map(|i| format!("other-{i}").into_bytes()).collect();
-    split.append_batch(&other).expect("append");
-    split
 }
 
 /// Checks the evidence a split peer left: one piece, our verified head against the head the
@@ -264,17 +241,25 @@ fn assert_split_evidence(out: &Outcome, ours: &vitra::log::SignedHead, split: &L
     );
 }
 
+/// A replica that verified the head of an honest writer of `honest_len` blocks (and, with
+/// `blocks`, every block) meets a peer serving a split log of `split_len` blocks under the same
+/// key; checks the evidence it leaves ([`assert_split_evidence`]) and returns the outcome.
+async fn run_split(honest_len: u64, split_len: u64, blocks: bool) -> Outcome {
+    let honest = writer_log(honest_len);
+    let split = split_of(&honest, split_len);
+    let replica = verified_replica(&honest, blocks);
+    let ours = replica.signed_heads().last().cloned().expect("head");
+    let out = run_against(replica, honest_clone(&split), honest_clone(&split), |_| {}).await;
+    assert_split_evidence(&out, &ours, &split);
+    out
+}
+
 /// We verified 8 blocks; a peer announces 12 under the same key whose tree does not contain
 /// ours. Its upgrade fails against our tree; its signed head at 12, with its tree at our length
 /// spelled out, is the evidence, and the replica keeps exactly what it verified.
 #[tokio::test]
 async fn a_longer_split_peer_is_refused_and_its_signed_head_kept_as_evidence() {
-    let honest = writer(8);
-    let split = split_of(&honest, 12);
-    let replica = verified_replica(&honest, true);
-    let ours = replica.signed_heads().last().cloned().expect("head");
-    let out = run_against(replica, honest_clone(&split), honest_clone(&split), |_| {}).await;
-    assert_split_evidence(&out, &ours, &split);
+    let out = run_split(8, 12, true).await;
     let log = out.set.get(&out.key).expect("replica");
     assert_eq!(
         (log.len(), log.fork()),
@@ -291,12 +276,7 @@ async fn a_longer_split_peer_is_refused_and_its_signed_head_kept_as_evidence() {
 /// 8 differs from our tree at 8: evidence, and none of its blocks is stored.
 #[tokio::test]
 async fn a_shorter_split_peer_is_refused_and_its_signed_head_kept_as_evidence() {
-    let honest = writer(12);
-    let split = split_of(&honest, 8);
-    let replica = verified_replica(&honest, false);
-    let ours = replica.signed_heads().last().cloned().expect("head");
-    let out = run_against(replica, honest_clone(&split), honest_clone(&split), |_| {}).await;
-    assert_split_evidence(&out, &ours, &split);
+    let out = run_split(12, 8, false).await;
     let log = out.set.get(&out.key).expect("replica");
     assert_eq!(log.len(), 12);
     assert!(
@@ -326,28 +306,15 @@ fn honest_clone(log: &Log) -> Log {
 async fn extreme_messages_are_answered_or_ignored() {
     use vitra::log::proof::{ProofRequest, RequestBlock, RequestUpgrade};
     use vitra::net::wire::{Bitfield, Range, Request, Want};
-    let log = writer(4);
+    let log = writer_log(4);
     let key = log.public_key();
-    let mut set = Logs::new();
-    set.insert(log);
-    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    rep.add_core_with(key, Download::HeadOnly);
-    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    let (mut set, mut rep, addr) = serve_log(log).await;
     let engine = tokio::spawn(async move {
         let _ = rep
             .run_until(&mut set, Duration::from_secs(10), |_, _| false)
             .await;
     });
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let conn = Connection::connect(
-        tcp,
-        true,
-        &KeyPair::generate().expect("keys"),
-        ConnectionConfig::default(),
-    )
-    .await
-    .expect("handshake");
-    let mut ch = conn.open_core(&key).await.expect("open");
+    let (_conn, mut ch) = raw_core_channel(&addr.to_string(), &key).await;
     let near = u64::MAX - 3;
     ch.send_batch(&[
         Message::Want(Want {
@@ -419,13 +386,9 @@ async fn extreme_messages_are_answered_or_ignored() {
 /// sync up for at most `HEAD_CHECK_WAIT`, not until the sync's own timeout.
 #[tokio::test]
 async fn a_peer_that_never_shows_its_signed_head_does_not_hold_sync_up() {
-    let honest = writer(8);
+    let honest = writer_log(8);
     let key = honest.public_key();
-    let mut set = Logs::new();
-    set.insert(verified_replica(&honest, false));
-    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    rep.add_core_with(key, Download::HeadOnly);
-    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    let (mut set, mut rep, addr) = serve_log(verified_replica(&honest, false)).await;
     // Its answers to head requests (an upgrade, no block) go to a request id we never made.
     let peer = tokio::spawn(hostile_peer(
         addr.to_string(),

@@ -7,116 +7,64 @@ mod replicate_support;
 
 use std::time::Duration;
 
-use replicate_support::{block, expected_sha, log_sha};
+use replicate_support::{
+    block, empty_replica, expected_sha, has_all_blocks, log_sha, serve_log, split_of, writer_log,
+    RustPair,
+};
 use vitra::codec::{Object, Value};
 use vitra::database::{Database, Location, Options, Verdict};
-use vitra::log::{Log, MemoryStorage, Storage};
+use vitra::log::Log;
 use vitra::net::replicate::{Download, LogSet, Logs, Replicator, ReplicatorConfig};
 
 const COUNTER: &str = include_str!("../examples/contracts/counter.js");
 
-/// Runs two replicators in this task until `done` holds (bounded).
-async fn drive_pair(
-    a: &mut Replicator,
-    sa: &mut Logs,
-    b: &mut Replicator,
-    sb: &mut Logs,
-    secs: u64,
-    mut done: impl FnMut(&Logs, &Logs) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !done(sa, sb) {
-        tokio::select! {
-            Some(ev) = a.next_event() => a.handle(sa, ev),
-            Some(ev) = b.next_event() => b.handle(sb, ev),
-            _ = tokio::time::sleep_until(deadline) => panic!(
-                "replication did not finish in {secs}s; notices: {:?} / {:?}",
-                a.take_notices(), b.take_notices()
-            ),
-        }
-    }
-}
-
-fn writer(n: u64) -> Log {
-    let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("create");
-    let blocks: Vec<Vec<u8>> = (0..n).map(block).collect();
-    for chunk in blocks.chunks(1000) {
-        log.append_batch(chunk).expect("append");
-    }
-    log
-}
-
 #[tokio::test]
 async fn rust_log_replicates_to_rust_with_live_appends() {
-    let log = writer(3000);
+    let log = writer_log(3000);
     let key = log.public_key();
-    let mut sa = Logs::new();
-    sa.insert(log);
-    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    a.add_core_with(key, Download::HeadOnly);
-    let addr = a.listen("127.0.0.1:0").await.expect("listen");
+    let mut p = RustPair::new(log, empty_replica(key), Download::Full).await;
+    p.connect().await;
 
-    let mut sb = Logs::new();
-    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
-    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    b.add_core_with(key, Download::Full);
-    b.connect(&addr.to_string()).await.expect("connect");
-
-    let full = |n: u64| {
-        move |_: &Logs, sb: &Logs| {
-            sb.get(&key)
-                .is_some_and(|l| l.len() == n && (0..n).all(|i| l.has(i)))
-        }
-    };
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 60, full(3000)).await;
+    let full = |n: u64| move |_: &Logs, sb: &Logs| has_all_blocks(sb, &key, n);
+    p.drive_until(60, full(3000)).await;
     assert_eq!(
-        log_sha(sb.get(&key).expect("log"), 3000),
+        log_sha(p.sb.get(&key).expect("log"), 3000),
         expected_sha(3000)
     );
 
     // Live appends on the writer, one at a time and as a batch.
-    sa.get_mut(&key)
+    p.sa.get_mut(&key)
         .expect("log")
         .append(&block(3000))
         .expect("append");
-    a.local_changed(&sa, &key);
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, full(3001)).await;
-    sa.get_mut(&key)
+    p.a.local_changed(&p.sa, &key);
+    p.drive_until(30, full(3001)).await;
+    p.sa.get_mut(&key)
         .expect("log")
         .append_batch(&[block(3001), block(3002)])
         .expect("append");
-    a.local_changed(&sa, &key);
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, full(3003)).await;
-    let replica = sb.get(&key).expect("log");
+    p.a.local_changed(&p.sa, &key);
+    p.drive_until(30, full(3003)).await;
+    let replica = p.sb.get(&key).expect("log");
     assert_eq!(log_sha(replica, 3003), expected_sha(3003));
     assert_eq!(replica.signed_heads().last().map(|h| h.length), Some(3003));
     assert!(!replica.writable());
-    assert!(b.take_notices().is_empty());
+    assert!(p.b.take_notices().is_empty());
 }
 
 #[tokio::test]
 async fn sparse_replica_downloads_only_wanted_blocks() {
-    let log = writer(500);
+    let log = writer_log(500);
     let key = log.public_key();
-    let mut sa = Logs::new();
-    sa.insert(log);
-    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    a.add_core_with(key, Download::HeadOnly);
-    let addr = a.listen("127.0.0.1:0").await.expect("listen");
-
-    let mut sb = Logs::new();
-    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
-    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    b.add_core_with(
-        key,
-        Download::Sparse([7u64, 250, 499].into_iter().collect()),
-    );
-    b.connect(&addr.to_string()).await.expect("connect");
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
+    let sparse = Download::Sparse([7u64, 250, 499].into_iter().collect());
+    let mut p = RustPair::new(log, empty_replica(key), sparse).await;
+    p.connect().await;
+    p.drive_until(30, |_, sb| {
         sb.get(&key)
             .is_some_and(|l| l.len() == 500 && [7, 250, 499].iter().all(|&i| l.has(i)))
     })
     .await;
+    let (b, sb) = (&mut p.b, &p.sb);
     let replica = sb.get(&key).expect("log");
     for i in [7u64, 250, 499] {
         assert_eq!(replica.get(i).expect("read"), Some(block(i)));
@@ -126,13 +74,11 @@ async fn sparse_replica_downloads_only_wanted_blocks() {
         stored, 3,
         "a sparse replica stores only the blocks it asked for"
     );
-    b.want_blocks(&sb, &key, [100]);
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
-        sb.get(&key).is_some_and(|l| l.has(100))
-    })
-    .await;
+    b.want_blocks(sb, &key, [100]);
+    p.drive_until(30, |_, sb| sb.get(&key).is_some_and(|l| l.has(100)))
+        .await;
     assert_eq!(
-        sb.get(&key).expect("log").get(100).expect("read"),
+        p.sb.get(&key).expect("log").get(100).expect("read"),
         Some(block(100))
     );
 }
@@ -260,37 +206,22 @@ fn rust_database_served_on_an_address_is_loaded_and_verifies() {
 /// peer and holds both signed heads as a block-rewrite fraud proof.
 #[tokio::test]
 async fn split_log_yields_block_rewrite_evidence() {
-    let honest = writer(10);
+    let honest = writer_log(10);
     let key = honest.public_key();
-    let mut split = Log::create_with_key_pair(
-        Storage::Memory(MemoryStorage::new()),
-        honest.key_pair().clone(),
-    )
-    .expect("split writer");
-    let other: Vec<Vec<u8>> = (0..10).map(|i| format!("other-{i}").into_bytes()).collect();
-    split.append_batch(&other).expect("append");
+    let split = split_of(&honest, 10);
+    let (mut sc, mut c, addr_c) = serve_log(split).await;
 
-    let mut sa = Logs::new();
-    sa.insert(honest);
-    let mut a = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    a.add_core_with(key, Download::HeadOnly);
-    let addr_a = a.listen("127.0.0.1:0").await.expect("listen");
-    let mut sc = Logs::new();
-    sc.insert(split);
-    let mut c = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    c.add_core_with(key, Download::HeadOnly);
-    let addr_c = c.listen("127.0.0.1:0").await.expect("listen");
-
-    let mut sb = Logs::new();
-    sb.insert(Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica"));
-    let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-    b.add_core_with(key, Download::Full);
-    b.connect(&addr_a.to_string()).await.expect("connect a");
-    drive_pair(&mut a, &mut sa, &mut b, &mut sb, 30, |_, sb| {
-        sb.get(&key)
-            .is_some_and(|l| l.len() == 10 && (0..10).all(|i| l.has(i)))
-    })
-    .await;
+    let mut p = RustPair::new(honest, empty_replica(key), Download::Full).await;
+    p.connect().await;
+    p.drive_until(30, |_, sb| has_all_blocks(sb, &key, 10))
+        .await;
+    let RustPair {
+        mut a,
+        mut sa,
+        mut b,
+        mut sb,
+        ..
+    } = p;
     let ours = sb
         .get(&key)
         .expect("log")

@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdout, Command};
+use vitra::net::{Connection, ConnectionConfig, KeyPair};
 
 /// A running `node compat-tests/<script>` whose stdout is JSON lines.
 pub struct JsPeer {
@@ -17,32 +19,82 @@ pub struct JsPeer {
     script: String,
 }
 
-fn compat_dir() -> PathBuf {
+/// `compat-tests/` of this crate: the JS peers and their `node_modules`.
+pub fn compat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
+}
+
+/// Starts `node compat-tests/<script> args...` in `compat-tests/` with stdout piped (and stdin
+/// piped when `piped_stdin`), stderr inherited, killed on drop. Fails the test with a clear
+/// message when node or one of the npm `packages` is missing (never skips). Returns the child
+/// (stdout already taken) and its stdout lines.
+pub fn spawn_compat_script(
+    script: &str,
+    args: &[&str],
+    packages: &[&str],
+    piped_stdin: bool,
+) -> (Child, tokio::io::Lines<BufReader<ChildStdout>>) {
+    let dir = compat_dir();
+    for package in packages {
+        assert!(
+            dir.join("node_modules").join(package).exists(),
+            "compat-tests/node_modules is missing {package}: run `npm ci` in compat-tests"
+        );
+    }
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if piped_stdin {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `node {script}` (is node installed?): {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    (child, BufReader::new(stdout).lines())
+}
+
+/// A loopback TCP listener for a JS peer to dial, and its port as text (a script argument).
+pub async fn loopback_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    (listener, port)
+}
+
+/// Accepts the JS peer's TCP connection on `listener` (within 10 s) and runs the secret-stream
+/// handshake over it, as initiator when `js_role` is "responder"; `peer` names the JS side in
+/// the failure message.
+pub async fn accept_js_connection(listener: &TcpListener, js_role: &str, peer: &str) -> Connection {
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("JS side never connected")
+        .expect("accept");
+    Connection::connect(
+        tcp,
+        js_role == "responder",
+        &KeyPair::generate().expect("key pair"),
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("Rust side: handshake with {peer} failed: {e}"))
 }
 
 impl JsPeer {
     /// Spawns the script; fails the test with a clear message when node or node_modules are
     /// missing (never skips).
     pub fn spawn(script: &str, args: &[&str]) -> JsPeer {
-        let dir = compat_dir();
-        assert!(
-            dir.join("node_modules/@hyperswarm/secret-stream").exists(),
-            "compat-tests/node_modules is missing: run `npm ci` in compat-tests"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join(script))
-            .args(args)
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `node {script}` (is node installed?): {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let (child, lines) =
+            spawn_compat_script(script, args, &["@hyperswarm/secret-stream"], false);
         JsPeer {
             child,
-            lines: BufReader::new(stdout).lines(),
+            lines,
             script: script.to_string(),
         }
     }

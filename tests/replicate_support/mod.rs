@@ -1,15 +1,19 @@
-//! Shared helpers of the replication tests: a JS peer driven over stdin/stdout while the Rust
-//! replicator runs, and the block contents both sides use.
+//! Shared helpers of the replication tests (and `benches/replicate.rs`): a JS peer driven over
+//! stdin/stdout while the Rust replicator runs, the block contents both sides use, and the
+//! setup of Rust writers, replicas and replicator pairs over loopback TCP.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use vitra::net::replicate::{LogSet, Replicator};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use vitra::log::{Log, MemoryStorage, Storage};
+use vitra::net::replicate::{Download, LogSet, Logs, Replicator, ReplicatorConfig};
 
 /// Block `i` as `compat-tests/replicate_peer.js` writes it (100 bytes).
 pub fn block(i: u64) -> Vec<u8> {
@@ -51,30 +55,45 @@ pub struct Js {
 impl Js {
     /// Spawns the script; fails the test clearly when node or node_modules are missing.
     pub fn spawn(script: &str, args: &[&str]) -> Js {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat-tests");
-        assert!(
-            dir.join("node_modules/hypercore").exists()
-                && dir.join("node_modules/hypercore-10-38").exists(),
-            "compat-tests/node_modules is missing: run `npm ci` in compat-tests"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join(script))
-            .args(args)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `node {script}` (is node installed?): {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let (mut child, lines) =
+            common::spawn_compat_script(script, args, &["hypercore", "hypercore-10-38"], true);
         let stdin = child.stdin.take().expect("piped stdin");
         Js {
             child,
             stdin,
-            lines: BufReader::new(stdout).lines(),
+            lines,
             script: script.to_string(),
         }
+    }
+
+    /// `replicate_peer.js <version> reader initiator`: a JS Hypercore (`version` "11" or
+    /// "10-38") dialing `addr` to read the log `key` with its default parallel `download()`.
+    pub fn spawn_reader(version: &str, addr: SocketAddr, key: &[u8; 32]) -> Js {
+        Js::spawn(
+            "replicate_peer.js",
+            &[
+                version,
+                "reader",
+                "initiator",
+                &addr.port().to_string(),
+                &hex::encode(key),
+            ],
+        )
+    }
+
+    /// `replicate_peer.js <version> writer initiator`: a JS Hypercore (`version` "11" or
+    /// "10-38") writing `blocks` blocks ([`block`]) and dialing `addr`.
+    pub fn spawn_writer(version: &str, addr: SocketAddr, blocks: u64) -> Js {
+        Js::spawn(
+            "replicate_peer.js",
+            &[
+                version,
+                "writer",
+                "initiator",
+                &addr.port().to_string(),
+                &blocks.to_string(),
+            ],
+        )
     }
 
     /// Sends one command line.
@@ -147,4 +166,141 @@ impl Js {
 pub fn key_of(ev: &serde_json::Value) -> [u8; 32] {
     let bytes = hex::decode(ev["key"].as_str().expect("key in ready event")).expect("hex key");
     bytes.try_into().expect("32-byte key")
+}
+
+/// A writable in-memory log holding `block(0..n)`, appended in batches of 1000 blocks.
+pub fn writer_log(n: u64) -> Log {
+    let mut log = Log::create(Storage::Memory(MemoryStorage::new())).expect("create log");
+    let blocks: Vec<Vec<u8>> = (0..n).map(block).collect();
+    for chunk in blocks.chunks(1000) {
+        log.append_batch(chunk).expect("append");
+    }
+    log
+}
+
+/// An empty in-memory replica of the log whose public key is `key`.
+pub fn empty_replica(key: [u8; 32]) -> Log {
+    Log::create_replica(Storage::Memory(MemoryStorage::new()), key).expect("replica")
+}
+
+/// A log set holding just `log`.
+pub fn logs_of(log: Log) -> Logs {
+    let mut set = Logs::new();
+    set.insert(log);
+    set
+}
+
+/// Whether `set` holds the log `key` at length `n` with every block `0..n` stored.
+pub fn has_all_blocks(set: &Logs, key: &[u8; 32], n: u64) -> bool {
+    set.get(key)
+        .is_some_and(|l| l.len() == n && (0..n).all(|i| l.has(i)))
+}
+
+/// A replicator serving `log` (downloading nothing but signed heads) on a loopback port: the
+/// log set holding `log`, the replicator and the address it listens on.
+pub async fn serve_log(log: Log) -> (Logs, Replicator, SocketAddr) {
+    let key = log.public_key();
+    let set = logs_of(log);
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    rep.add_core_with(key, Download::HeadOnly);
+    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    (set, rep, addr)
+}
+
+/// A JS writer dialing a Rust replicator that listens on loopback and fully downloads the
+/// writer's log into an empty in-memory replica (see [`js_writer_session`]).
+pub struct JsWriterSession {
+    /// The JS writer (`replicate_peer.js`), past its `ready` event.
+    pub js: Js,
+    /// Our replicator, listening, with the writer's log added for full download.
+    pub rep: Replicator,
+    /// Our log set: the empty replica of the writer's log.
+    pub set: Logs,
+    /// The writer's log key.
+    pub key: [u8; 32],
+}
+
+/// Starts a JS Hypercore writer (`version` "11" or "10-38") of `blocks` blocks dialing a fresh
+/// listening replicator, waits for its key and sets our replicator to fully download it.
+pub async fn js_writer_session(version: &str, blocks: u64) -> JsWriterSession {
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    let addr = rep.listen("127.0.0.1:0").await.expect("listen");
+    let mut js = Js::spawn_writer(version, addr, blocks);
+    let key = key_of(&js.wait_for("ready", 60).await);
+    let set = logs_of(empty_replica(key));
+    rep.add_core_with(key, Download::Full);
+    JsWriterSession { js, rep, set, key }
+}
+
+/// Two Rust replicators run in one task over loopback TCP: `a` serves a log, `b` downloads it.
+pub struct RustPair {
+    /// The serving replicator.
+    pub a: Replicator,
+    /// `a`'s log set (the writer's log).
+    pub sa: Logs,
+    /// The downloading replicator.
+    pub b: Replicator,
+    /// `b`'s log set (the replica).
+    pub sb: Logs,
+    /// The log's key.
+    pub key: [u8; 32],
+    /// Where `a` listens.
+    pub addr: SocketAddr,
+}
+
+impl RustPair {
+    /// `a` serves `log` on a loopback port; `b` holds `replica` and downloads `download` of
+    /// it. `b` has not dialed `a` yet ([`RustPair::connect`]).
+    pub async fn new(log: Log, replica: Log, download: Download) -> RustPair {
+        let key = log.public_key();
+        let (sa, a, addr) = serve_log(log).await;
+        let sb = logs_of(replica);
+        let mut b = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+        b.add_core_with(key, download);
+        RustPair {
+            a,
+            sa,
+            b,
+            sb,
+            key,
+            addr,
+        }
+    }
+
+    /// `b` dials `a`.
+    pub async fn connect(&mut self) {
+        self.b
+            .connect(&self.addr.to_string())
+            .await
+            .expect("connect");
+    }
+
+    /// Runs both replicators until `done(sa, sb)` holds; panics after `secs` seconds with both
+    /// sides' notices.
+    pub async fn drive_until(&mut self, secs: u64, mut done: impl FnMut(&Logs, &Logs) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !done(&self.sa, &self.sb) {
+            tokio::select! {
+                Some(ev) = self.a.next_event() => self.a.handle(&mut self.sa, ev),
+                Some(ev) = self.b.next_event() => self.b.handle(&mut self.sb, ev),
+                _ = tokio::time::sleep_until(deadline) => panic!(
+                    "replication did not finish in {secs}s; notices: {:?} / {:?}",
+                    self.a.take_notices(), self.b.take_notices()
+                ),
+            }
+        }
+    }
+}
+
+/// A writable in-memory log with `log`'s key pair holding `n` blocks `other-<i>` instead of its
+/// own: the key signed a second history (a split log).
+pub fn split_of(log: &Log, n: u64) -> Log {
+    let mut split = Log::create_with_key_pair(
+        Storage::Memory(MemoryStorage::new()),
+        log.key_pair().clone(),
+    )
+    .expect("split writer");
+    let other: Vec<Vec<u8>> = (0..n).map(|i| format!("other-{i}").into_bytes()).collect();
+    split.append_batch(&other).expect("append");
+    split
 }
