@@ -3,19 +3,17 @@
 //! replicates it, reads the new value and still verifies; a later one-shot `sync_with_peer`
 //! over a fresh connection brings in a third participant.
 
+mod replicate_support;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vitra::codec::{Object, Value};
+use replicate_support::{current_thread_runtime, load_database_from_peer, params};
+use vitra::codec::Value;
 use vitra::database::{Database, Location, Options, Verdict};
 use vitra::log::Log;
-use vitra::net::replicate::{Replicator, ReplicatorConfig};
 
 const KV: &str = include_str!("../examples/contracts/kv.js");
-
-fn params(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().cloned().collect::<Object>())
-}
 
 #[test]
 fn replica_follows_a_participant_added_later() {
@@ -23,10 +21,7 @@ fn replica_follows_a_participant_added_later() {
     let (go_tx, go_rx) = mpsc::channel::<&'static str>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut db = Database::create(Location::Dir(dir.path().into()), KV, Options::default())
@@ -76,22 +71,9 @@ fn replica_follows_a_participant_added_later() {
         .recv_timeout(Duration::from_secs(60))
         .expect("server ready");
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = current_thread_runtime();
     rt.block_on(async {
-        let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-        let mut db = Database::load_from_peer(
-            dir.path(),
-            &key,
-            &addr,
-            Options::default(),
-            &mut rep,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("load from {addr}: {e}"));
+        let (mut db, mut rep) = load_database_from_peer(dir.path(), &key, &addr).await;
         assert_eq!(db.participants().len(), 1);
         assert_eq!(
             db.get("/values/a").expect("get").map(|e| e.value),

@@ -8,7 +8,7 @@ mod replicate_support;
 use std::time::Duration;
 
 use replicate_support::{
-    block, expected_sha, has_all_blocks, js_writer_session, log_sha, JsWriterSession,
+    block, expected_sha, has_all_blocks, js_writer_session, latest_head, log_sha, JsWriterSession,
 };
 use vitra::database::fork_fraud_proofs;
 use vitra::log::SignatureScheme;
@@ -26,13 +26,7 @@ async fn truncating_js_writer_yields_fork_evidence(version: &str) {
     })
     .await
     .unwrap_or_else(|e| panic!("Rust reader did not replicate the 20 blocks: {e}"));
-    let verified = set
-        .get(&key)
-        .expect("log")
-        .signed_heads()
-        .last()
-        .cloned()
-        .expect("head");
+    let verified = latest_head(&set, &key);
 
     // JS rewrites history: truncate to 10, append 12 different blocks (fork 1, length 22).
     js.command("truncate 10").await;

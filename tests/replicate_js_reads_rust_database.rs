@@ -9,25 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicate_support::Js;
+use replicate_support::{current_thread_runtime, params, Js};
 use vitra::bee::RangeOptions;
-use vitra::codec::{Object, Value};
+use vitra::codec::Value;
 use vitra::database::{Database, Location, Options};
 use vitra::net::replicate::{Download, Replicator, ReplicatorConfig};
 
 const KV: &str = include_str!("../examples/contracts/kv.js");
 
-fn params(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().cloned().collect::<Object>())
-}
-
 type Served = (u16, [u8; 32], u64, Vec<serde_json::Value>);
 
 fn serve_database(stop: Arc<AtomicBool>, tx: std::sync::mpsc::Sender<Served>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = current_thread_runtime();
     rt.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut db = Database::create(Location::Dir(dir.path().to_path_buf()), KV, Options::default())

@@ -8,10 +8,10 @@ mod replicate_support;
 use std::time::Duration;
 
 use replicate_support::{
-    block, empty_replica, expected_sha, has_all_blocks, log_sha, serve_log, split_of, writer_log,
-    RustPair,
+    block, current_thread_runtime, empty_replica, expected_sha, has_all_blocks, latest_head,
+    load_database_from_peer, log_sha, params, serve_log, split_of, writer_log, RustPair,
 };
-use vitra::codec::{Object, Value};
+use vitra::codec::Value;
 use vitra::database::{Database, Location, Options, Verdict};
 use vitra::log::Log;
 use vitra::net::replicate::{Download, LogSet, Logs, Replicator, ReplicatorConfig};
@@ -83,10 +83,6 @@ async fn sparse_replica_downloads_only_wanted_blocks() {
     );
 }
 
-fn params(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().cloned().collect::<Object>())
-}
-
 #[test]
 fn rust_database_served_on_an_address_is_loaded_and_verifies() {
     let (tx, rx) = std::sync::mpsc::channel::<(String, [u8; 32], Value)>();
@@ -95,10 +91,7 @@ fn rust_database_served_on_an_address_is_loaded_and_verifies() {
     let server_dir = tempfile::tempdir().expect("tempdir");
     let server_path = server_dir.path().to_path_buf();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let mut db = Database::create(Location::Dir(server_path), COUNTER, Options::default())
                 .expect("create database");
@@ -129,23 +122,8 @@ fn rust_database_served_on_an_address_is_loaded_and_verifies() {
     assert_eq!(counter, Value::from(42));
 
     let client_dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut db = rt.block_on(async {
-        let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
-        Database::load_from_peer(
-            client_dir.path(),
-            &key,
-            &addr,
-            Options::default(),
-            &mut rep,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("Rust client could not load the database from {addr}: {e}"))
-    });
+    let rt = current_thread_runtime();
+    let (mut db, _) = rt.block_on(load_database_from_peer(client_dir.path(), &key, &addr));
     assert_eq!(
         db.participants().len(),
         1,
@@ -222,13 +200,7 @@ async fn split_log_yields_block_rewrite_evidence() {
         mut sb,
         ..
     } = p;
-    let ours = sb
-        .get(&key)
-        .expect("log")
-        .signed_heads()
-        .last()
-        .cloned()
-        .expect("head");
+    let ours = latest_head(&sb, &key);
 
     b.connect(&addr_c.to_string()).await.expect("connect c");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

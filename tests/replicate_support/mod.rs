@@ -304,3 +304,47 @@ pub fn split_of(log: &Log, n: u64) -> Log {
     split.append_batch(&other).expect("append");
     split
 }
+
+/// The last signed head the log `key` in `set` verified.
+pub fn latest_head(set: &Logs, key: &[u8; 32]) -> vitra::log::SignedHead {
+    set.get(key)
+        .expect("log")
+        .signed_heads()
+        .last()
+        .cloned()
+        .expect("head")
+}
+
+/// Contract call parameters: an object of `pairs`.
+pub fn params(pairs: &[(&str, vitra::codec::Value)]) -> vitra::codec::Value {
+    vitra::codec::Value::Object(pairs.iter().cloned().collect::<vitra::codec::Object>())
+}
+
+/// A single-threaded tokio runtime with I/O and timers (for a test's server or client side).
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Loads the database `key` a peer serves at `addr` into `dir` through a fresh replicator
+/// (bounded at 30 s), returning the database and the replicator (still connected).
+pub async fn load_database_from_peer(
+    dir: &std::path::Path,
+    key: &[u8; 32],
+    addr: &str,
+) -> (vitra::database::Database, Replicator) {
+    let mut rep = Replicator::new(ReplicatorConfig::default()).expect("replicator");
+    let db = vitra::database::Database::load_from_peer(
+        dir,
+        key,
+        addr,
+        vitra::database::Options::default(),
+        &mut rep,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("Rust client could not load the database from {addr}: {e}"));
+    (db, rep)
+}
