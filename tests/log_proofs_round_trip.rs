@@ -23,6 +23,30 @@ fn writer(n: u64) -> Log {
     log
 }
 
+/// An empty in-memory replica of `w`.
+fn memory_replica(w: &Log) -> Log {
+    Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap()
+}
+
+/// `w`'s proof of an upgrade from `start` to `start + length` (no block).
+fn upgrade_proof(w: &Log, start: u64, length: u64) -> Proof {
+    w.create_proof(&ProofRequest {
+        upgrade: Some(RequestUpgrade { start, length }),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// `w`'s proof of block `i`, leaving out the tree nodes replica `r` already has.
+fn block_proof(w: &Log, r: &Log, i: u64) -> Proof {
+    let nodes = r.missing_nodes(2 * i).unwrap();
+    w.create_proof(&ProofRequest {
+        block: Some(RequestBlock { index: i, nodes }),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn wire(p: &Proof) -> Proof {
     let (id, back) = Proof::decode(&p.encode(42)).unwrap();
     assert_eq!(id, 42);
@@ -54,12 +78,7 @@ fn replica_follows_writer_through_upgrades_blocks_and_reopen() {
     assert_eq!(r.get(4).unwrap(), None);
     // Every other block, with the replica's knowledge of the tree (nodes: 0 and more).
     for i in (0..45).filter(|&i| i != 3) {
-        let nodes = r.missing_nodes(2 * i).unwrap();
-        let req = ProofRequest {
-            block: Some(RequestBlock { index: i, nodes }),
-            ..Default::default()
-        };
-        let p = wire(&w.create_proof(&req).unwrap());
+        let p = wire(&block_proof(&w, &r, i));
         r.verify_and_apply_proof(&p).unwrap();
         assert_eq!(r.get(i).unwrap(), Some(block(i)), "block {i}");
     }
@@ -76,16 +95,8 @@ fn replica_follows_writer_through_upgrades_blocks_and_reopen() {
 #[test]
 fn upgrade_from_a_partial_replica_and_hash_and_seek_proofs() {
     let mut w = writer(10);
-    let mut r = Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
-    let p = w
-        .create_proof(&ProofRequest {
-            upgrade: Some(RequestUpgrade {
-                start: 0,
-                length: 10,
-            }),
-            ..Default::default()
-        })
-        .unwrap();
+    let mut r = memory_replica(&w);
+    let p = upgrade_proof(&w, 0, 10);
     r.verify_and_apply_proof(&wire(&p)).unwrap();
     assert_eq!(r.len(), 10);
     let more: Vec<Vec<u8>> = (10..33).map(block).collect();
@@ -120,8 +131,7 @@ fn upgrade_from_a_partial_replica_and_hash_and_seek_proofs() {
     r.verify_and_apply_proof(&wire(&p)).unwrap();
     assert_eq!(r.node(5).unwrap(), w.node(5).unwrap());
     // A seek proof with an upgrade: the path to the block holding byte offset 100.
-    let mut fresh =
-        Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
+    let mut fresh = memory_replica(&w);
     let p = w
         .create_proof(&ProofRequest {
             seek: Some(RequestSeek {
@@ -175,11 +185,7 @@ fn inclusion_proof_anchored_to_an_older_signed_head_verifies_remotely() {
 fn a_proof_from_zero_shows_the_tree_at_a_shorter_length() {
     let w = writer(45);
     for length in [1, 7, 8, 20, 32, 44, 45] {
-        let req = ProofRequest {
-            upgrade: Some(RequestUpgrade { start: 0, length }),
-            ..Default::default()
-        };
-        let p = wire(&w.create_proof(&req).unwrap());
+        let p = wire(&upgrade_proof(&w, 0, length));
         let (v, at, hash) = verify_remote_prefix(&w.public_key(), &p).unwrap();
         assert_eq!(at, length);
         assert_eq!(hash, w.tree_hash(length).unwrap(), "tree at {length}");
@@ -225,8 +231,7 @@ fn tampered_proofs_are_rejected() {
         ("node", bad_node),
         ("fork", wrong_fork),
     ] {
-        let mut r =
-            Log::create_replica(Storage::Memory(MemoryStorage::new()), w.public_key()).unwrap();
+        let mut r = memory_replica(&w);
         let err = r.verify_and_apply_proof(&p).unwrap_err();
         assert!(
             matches!(
@@ -277,37 +282,15 @@ fn replica_follows_a_truncation_into_the_new_fork() {
     let mut w = writer(24);
     let storage = MemoryStorage::new();
     let mut r = Log::create_replica(Storage::Memory(storage.clone()), w.public_key()).unwrap();
-    let up = ProofRequest {
-        upgrade: Some(RequestUpgrade {
-            start: 0,
-            length: 24,
-        }),
-        ..Default::default()
-    };
-    r.verify_and_apply_proof(&w.create_proof(&up).unwrap())
-        .unwrap();
+    r.verify_and_apply_proof(&upgrade_proof(&w, 0, 24)).unwrap();
     for i in 0..24 {
-        let nodes = r.missing_nodes(2 * i).unwrap();
-        let req = ProofRequest {
-            block: Some(RequestBlock { index: i, nodes }),
-            ..Default::default()
-        };
-        r.verify_and_apply_proof(&w.create_proof(&req).unwrap())
-            .unwrap();
+        r.verify_and_apply_proof(&block_proof(&w, &r, i)).unwrap();
     }
     w.truncate(20).unwrap();
     let fresh: Vec<Vec<u8>> = (0..3).map(|i| format!("fork1-{i}").into_bytes()).collect();
     w.append_batch(&fresh).unwrap();
     // The old-fork proof path refuses the new fork; the reorg path takes it.
-    let p = w
-        .create_proof(&ProofRequest {
-            upgrade: Some(RequestUpgrade {
-                start: 0,
-                length: 23,
-            }),
-            ..Default::default()
-        })
-        .unwrap();
+    let p = upgrade_proof(&w, 0, 23);
     assert!(r.verify_and_apply_proof(&p).is_err());
     let v = r.verify_and_apply_reorg(&wire(&p)).unwrap();
     assert_eq!(v.head.unwrap().fork, 1);
@@ -322,13 +305,7 @@ fn replica_follows_a_truncation_into_the_new_fork() {
         assert_eq!(r.get(i).unwrap(), None, "block {i} must be fetched again");
     }
     for i in 20..23 {
-        let nodes = r.missing_nodes(2 * i).unwrap();
-        let req = ProofRequest {
-            block: Some(RequestBlock { index: i, nodes }),
-            ..Default::default()
-        };
-        r.verify_and_apply_proof(&w.create_proof(&req).unwrap())
-            .unwrap();
+        r.verify_and_apply_proof(&block_proof(&w, &r, i)).unwrap();
         assert_eq!(r.get(i).unwrap(), w.get(i).unwrap());
     }
     drop(r);
