@@ -15,6 +15,25 @@ use vitra::log::Log;
 
 const KV: &str = include_str!("../examples/contracts/kv.js");
 
+/// With the current local oplog, invites a new participant oplog (executed); then, as that
+/// participant, puts `key` = `value` (executed).
+fn invite_participant_and_put(db: &mut Database, key: &str, value: i64) {
+    let participant = db.create_oplog().expect("oplog");
+    db.call(
+        "invite",
+        &params(&[("pubkey", hex::encode(participant).into())]),
+    )
+    .expect("invite");
+    db.execute_pending().expect("execute");
+    db.set_local_oplog(&participant).expect("switch");
+    db.call(
+        "put",
+        &params(&[("key", key.into()), ("value", value.into())]),
+    )
+    .expect("put");
+    db.execute_pending().expect("execute");
+}
+
 #[test]
 fn replica_follows_a_participant_added_later() {
     let (ready_tx, ready_rx) = mpsc::channel::<(String, [u8; 32])>();
@@ -41,26 +60,10 @@ fn replica_follows_a_participant_added_later() {
                     Ok("add-third") => {
                         let first = db.participants()[0];
                         db.set_local_oplog(&first).expect("switch back");
-                        let third = db.create_oplog().expect("oplog");
-                        db.call("invite", &params(&[("pubkey", hex::encode(third).into())]))
-                            .expect("invite");
-                        db.execute_pending().expect("execute");
-                        db.set_local_oplog(&third).expect("switch");
-                        db.call("put", &params(&[("key", "c".into()), ("value", 3.into())]))
-                            .expect("put");
-                        db.execute_pending().expect("execute");
+                        invite_participant_and_put(&mut db, "c", 3);
                         done_tx.send(()).expect("done");
                     }
-                    Ok("add") => {
-                        let second = db.create_oplog().expect("oplog");
-                        db.call("invite", &params(&[("pubkey", hex::encode(second).into())]))
-                            .expect("invite");
-                        db.execute_pending().expect("execute");
-                        db.set_local_oplog(&second).expect("switch");
-                        db.call("put", &params(&[("key", "b".into()), ("value", 2.into())]))
-                            .expect("put");
-                        db.execute_pending().expect("execute");
-                    }
+                    Ok("add") => invite_participant_and_put(&mut db, "b", 2),
                     Ok(_) | Err(mpsc::TryRecvError::Disconnected) => return,
                     Err(mpsc::TryRecvError::Empty) => {}
                 }
