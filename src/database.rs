@@ -24,7 +24,7 @@ mod transaction;
 pub(crate) use host::{normalize_path, parse_key, path_name, DbHost};
 pub use index_log::IndexLog;
 pub use sync::{fork_fraud_proofs, replication_fraud_proofs};
-pub use transaction::{OpResult, Operation, Transaction};
+pub use transaction::{OpResult, Operation, Transaction, WaitEnd};
 
 use crate::bee::{path_to_key, Bee, BeeError, HistoryKind, HistoryOptions};
 use crate::codec::{self, Object, Value};
@@ -126,6 +126,24 @@ pub enum DatabaseError {
         seq: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// [`Database::when_processed`] stopped waiting while operations of the transaction
+    /// still had no ack in the index.
+    #[error(
+        "transaction {transaction}: {unprocessed} of {total} operations not processed after \
+         {waited:?}: {why}"
+    )]
+    NotProcessed {
+        /// The transaction's id ([`Transaction::id`]).
+        transaction: String,
+        /// Operations without an ack.
+        unprocessed: usize,
+        /// Operations of the transaction.
+        total: usize,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Why it stopped.
+        why: WaitEnd,
     },
     /// A JSON document (transaction, proof) is malformed.
     #[error("malformed {what}: {reason}")]
