@@ -1,7 +1,8 @@
 //! The database: one index log plus participant oplogs, a contract, and the roles around them.
 //!
 //! This is the public API most users want ([`Database::create`], [`Database::load`],
-//! [`Database::call`], [`Database::execute_pending`], [`Database::verify`]). It composes the
+//! [`Database::call`] and [`Database::call_batch`], [`Database::execute_pending`],
+//! [`Database::when_processed`], [`Database::verify`]). It composes the
 //! layers below: the contract runtime answers calls and produces operations, which are
 //! appended to the local oplog with inclusion proofs; when this instance holds the index
 //! log's secret key it is the *executor* ([`crate::executor`]), writing acks and changes to

@@ -313,6 +313,13 @@ pub struct OpenOptions {
     pub checkpoint_bytes: Option<u64>,
 }
 
+/// The blocks `start..end` one replayed oplog entry (number `entry`) wrote.
+struct Written {
+    start: u64,
+    end: u64,
+    entry: usize,
+}
+
 /// What one replay of the oplog found.
 enum Replayed {
     /// A consistent log.
@@ -629,13 +636,15 @@ impl Log {
                 &log.header.tree.signature.clone(),
             )?);
         }
-        // Replay entries, remembering which entry last wrote each block.
-        let mut written: BTreeMap<u64, usize> = BTreeMap::new();
-        for (i, e) in state.entries.into_iter().enumerate() {
+        // Replay entries, remembering which blocks each one wrote.
+        let mut written: Vec<Written> = Vec::new();
+        for (entry, e) in state.entries.into_iter().enumerate() {
             if let Some(b) = e.bitfield.as_ref().filter(|b| !b.drop) {
-                for seq in b.start..b.start.saturating_add(b.length) {
-                    written.insert(seq, i);
-                }
+                written.push(Written {
+                    start: b.start,
+                    end: b.start.saturating_add(b.length),
+                    entry,
+                });
             }
             log.apply_entry(e, &mut seen_heads)?;
         }
@@ -676,32 +685,59 @@ impl Log {
     }
 
     /// The first replayed entry (index into the entries) one of whose blocks, still part of
-    /// the log, does not hash to its leaf node (missing or torn after a machine crash).
-    fn first_torn_entry(&self, written: &BTreeMap<u64, usize>) -> Result<Option<usize>> {
+    /// the log and last written by that entry, does not hash to its leaf node (missing or torn
+    /// after a machine crash). Each stored block is read once, whatever the entries claim.
+    fn first_torn_entry(&self, written: &[Written]) -> Result<Option<usize>> {
+        // Blocks covered by later entries, as disjoint ranges start -> end.
+        let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
         let mut torn: Option<usize> = None;
-        for (&seq, &entry) in written.range(..self.length) {
-            if torn.is_some_and(|t| t <= entry) || !self.bitfield.get(seq) {
-                continue;
-            }
-            let intact = match self.node_raw(2 * seq)? {
-                Some(leaf) => {
-                    let offset = self.byte_offset(2 * seq)?;
-                    let len = usize::try_from(leaf.size).map_err(|_| LogError::Corrupt {
-                        path: self.files.tree.path.clone(),
-                        detail: format!("block {seq} claims {} bytes", leaf.size),
-                    })?;
-                    self.files
-                        .data
-                        .read_at(offset, len)?
-                        .is_some_and(|block| crypto::leaf_hash(&block) == leaf.hash)
+        for w in written.iter().rev() {
+            let end = w.end.min(self.length);
+            let mut seq = w.start;
+            while seq < end {
+                if let Some((_, &covered_end)) =
+                    covered.range(..=seq).next_back().filter(|(_, &e)| seq < e)
+                {
+                    seq = covered_end;
+                    continue;
                 }
-                None => false,
-            };
-            if !intact {
-                torn = Some(entry);
+                if self.bitfield.get(seq) && !self.block_intact(seq)? {
+                    torn = Some(w.entry);
+                    break;
+                }
+                seq += 1;
+            }
+            if w.start < end {
+                let (mut start, mut end) = (w.start, end);
+                while let Some((&s, &e)) = covered.range(..=end).next_back() {
+                    if e < start {
+                        break;
+                    }
+                    covered.remove(&s);
+                    start = start.min(s);
+                    end = end.max(e);
+                }
+                covered.insert(start, end);
             }
         }
         Ok(torn)
+    }
+
+    /// Whether block `seq` is in the data file and hashes to its leaf node.
+    fn block_intact(&self, seq: u64) -> Result<bool> {
+        let Some(leaf) = self.node_raw(2 * seq)? else {
+            return Ok(false);
+        };
+        let offset = self.byte_offset(2 * seq)?;
+        let len = usize::try_from(leaf.size).map_err(|_| LogError::Corrupt {
+            path: self.files.tree.path.clone(),
+            detail: format!("block {seq} claims {} bytes", leaf.size),
+        })?;
+        Ok(self
+            .files
+            .data
+            .read_at(offset, len)?
+            .is_some_and(|block| crypto::leaf_hash(&block) == leaf.hash))
     }
 
     /// Opens the log stored here, or creates one with `key_pair` (random when `None`).
