@@ -1,7 +1,8 @@
 //! The database: one index log plus participant oplogs, a contract, and the roles around them.
 //!
 //! This is the public API most users want ([`Database::create`], [`Database::load`],
-//! [`Database::call`], [`Database::execute_pending`], [`Database::verify`]). It composes the
+//! [`Database::call`] and [`Database::call_batch`], [`Database::execute_pending`],
+//! [`Database::when_processed`], [`Database::verify`]). It composes the
 //! layers below: the contract runtime answers calls and produces operations, which are
 //! appended to the local oplog with inclusion proofs; when this instance holds the index
 //! log's secret key it is the *executor* ([`crate::executor`]), writing acks and changes to
@@ -24,7 +25,7 @@ mod transaction;
 pub(crate) use host::{normalize_path, parse_key, path_name, DbHost};
 pub use index_log::IndexLog;
 pub use sync::{fork_fraud_proofs, replication_fraud_proofs};
-pub use transaction::{OpResult, Operation, Transaction};
+pub use transaction::{OpResult, Operation, Transaction, WaitEnd};
 
 use crate::bee::{path_to_key, Bee, BeeError, HistoryKind, HistoryOptions};
 use crate::codec::{self, Object, Value};
@@ -126,6 +127,24 @@ pub enum DatabaseError {
         seq: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// [`Database::when_processed`] stopped waiting while operations of the transaction
+    /// still had no ack in the index.
+    #[error(
+        "transaction {transaction}: {unprocessed} of {total} operations not processed after \
+         {waited:?}: {why}"
+    )]
+    NotProcessed {
+        /// The transaction's id ([`Transaction::id`]).
+        transaction: String,
+        /// Operations without an ack.
+        unprocessed: usize,
+        /// Operations of the transaction.
+        total: usize,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Why it stopped.
+        why: WaitEnd,
     },
     /// A JSON document (transaction, proof) is malformed.
     #[error("malformed {what}: {reason}")]
@@ -526,19 +545,96 @@ impl Database {
     pub fn call(&mut self, method: &str, params: &Value) -> Result<Transaction> {
         let (contract, host) = self.contract_at_head()?;
         let outcome = contract.call(method, params, &host)?;
-        let mut operations = Vec::new();
         if !outcome.ops.is_empty() {
-            let key = self.local_oplog.ok_or(DatabaseError::NotAWriter)?;
-            let log = self
-                .oplogs
-                .get_mut(&key)
-                .filter(|l| l.writable())
-                .ok_or(DatabaseError::NotAWriter)?;
-            let start = log.len();
-            let blocks: Vec<Vec<u8>> = outcome.ops.iter().map(codec::encode).collect();
-            log.append_batch(&blocks)?;
-            for (i, value) in outcome.ops.into_iter().enumerate() {
-                let seq = start + i as u64;
+            self.writable_local_oplog()?;
+        }
+        let operations = self
+            .append_operations(vec![outcome.ops])?
+            .pop()
+            .unwrap_or_default();
+        Ok(self.transaction(method, params, outcome.response, operations))
+    }
+
+    /// Group commit for calls: runs several calls in order (each against the index head, as
+    /// [`Database::call`] does) and appends the operations of all of them to the local oplog
+    /// in one durable append (one signature, one wait for the disk), each transaction with
+    /// its own inclusion proofs. A sequence of `call`s waits for the disk once per call; a
+    /// caller holding several calls at once (a host serving many clients) waits once. A call
+    /// that fails (or emits without a writable oplog) gets its error and appends nothing; the
+    /// outer error is a failed append, after which none of the operations was acknowledged.
+    pub fn call_batch(&mut self, calls: &[(&str, Value)]) -> Result<Vec<Result<Transaction>>> {
+        let writer = self.writable_local_oplog().is_ok();
+        let mut outcomes = Vec::with_capacity(calls.len());
+        {
+            let (contract, host) = self.contract_at_head()?;
+            for (method, params) in calls {
+                outcomes.push(match contract.call(method, params, &host) {
+                    Ok(outcome) if !writer && !outcome.ops.is_empty() => {
+                        Err(DatabaseError::NotAWriter)
+                    }
+                    other => other.map_err(DatabaseError::from),
+                });
+            }
+        }
+        let emitted = outcomes
+            .iter_mut()
+            .map(|o| {
+                o.as_mut()
+                    .map(|o| std::mem::take(&mut o.ops))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut operations = self.append_operations(emitted)?.into_iter();
+        Ok(calls
+            .iter()
+            .zip(outcomes)
+            .map(|((method, params), outcome)| {
+                let ops = operations.next().unwrap_or_default();
+                outcome.map(|o| self.transaction(method, params, o.response, ops))
+            })
+            .collect())
+    }
+
+    fn transaction(
+        &self,
+        method: &str,
+        params: &Value,
+        response: Value,
+        operations: Vec<Operation>,
+    ) -> Transaction {
+        Transaction {
+            database: self.index_key,
+            method: method.to_owned(),
+            params: params.clone(),
+            response,
+            operations,
+        }
+    }
+
+    /// The key of the local oplog, when this instance can write it.
+    fn writable_local_oplog(&self) -> Result<[u8; 32]> {
+        let key = self.local_oplog.ok_or(DatabaseError::NotAWriter)?;
+        match self.oplogs.get(&key) {
+            Some(log) if log.writable() => Ok(key),
+            _ => Err(DatabaseError::NotAWriter),
+        }
+    }
+
+    /// Appends the operations of several calls (one list per call) to the local oplog in one
+    /// durable append; returns each call's operations with their inclusion proofs.
+    fn append_operations(&mut self, emitted: Vec<Vec<Value>>) -> Result<Vec<Vec<Operation>>> {
+        if emitted.iter().all(Vec::is_empty) {
+            return Ok(emitted.into_iter().map(|_| Vec::new()).collect());
+        }
+        let key = self.writable_local_oplog()?;
+        let log = self.oplogs.get_mut(&key).ok_or(DatabaseError::NotAWriter)?;
+        let mut seq = log.len();
+        let blocks: Vec<Vec<u8>> = emitted.iter().flatten().map(codec::encode).collect();
+        log.append_batch(&blocks)?;
+        let mut out = Vec::with_capacity(emitted.len());
+        for ops in emitted {
+            let mut operations = Vec::with_capacity(ops.len());
+            for value in ops {
                 let proof = self.inclusion_proof(&key, seq)?;
                 operations.push(Operation {
                     oplog: key,
@@ -546,15 +642,11 @@ impl Database {
                     value,
                     proof,
                 });
+                seq += 1;
             }
+            out.push(operations);
         }
-        Ok(Transaction {
-            database: self.index_key,
-            method: method.to_owned(),
-            params: params.clone(),
-            response: outcome.response,
-            operations,
-        })
+        Ok(out)
     }
 
     /// The inclusion proof of block `seq` of log `key` (an oplog or the index), in JS

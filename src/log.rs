@@ -7,11 +7,13 @@
 //! of every signed head it created or verified, and creates/verifies proofs in the Hypercore
 //! wire format for replication and inclusion proofs.
 //!
-//! Durability: when [`Log::append_batch`] returns, the batch is on disk: its blocks are synced
-//! before the oplog entry that commits them, and the entry (which carries the tree nodes and
-//! the signature) is synced before returning; two `fdatasync`s per batch. Tree, bitfield, header
-//! and head history are checkpointed later (JS layout), and replay of the oplog covers a crash
-//! before that. A crash at any point reopens to a consistent prefix whose signatures verify.
+//! Durability: when [`Log::append_batch`] returns, the batch is on disk: its blocks are written
+//! before the oplog entry that commits them (which carries the tree nodes and the signature),
+//! then both files are synced together (two `fdatasync`s in parallel, one wait). Tree,
+//! bitfield, header and head history are checkpointed later (JS layout), and replay of the
+//! oplog covers a crash before that; on replay, blocks that do not hash to their leaf nodes
+//! (an entry that reached the disk before its blocks) cut that never-acknowledged entry. A
+//! crash at any point reopens to a consistent prefix whose signatures verify.
 //!
 //! This module must never panic on bytes from disk or from a peer, never write a head it has
 //! not signed or verified, and never leave stored data inconsistent after an error.
@@ -288,9 +290,9 @@ pub fn detect_scheme(
 /// When an append is durable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// `append_batch` returns once the blocks and their entry are synced to disk (two
-    /// `fdatasync`s per batch): a crash of the process or of the machine loses nothing that
-    /// was returned. The default.
+    /// `append_batch` returns once the blocks and their entry are synced to disk (the two
+    /// files' `fdatasync`s run in parallel): a crash of the process or of the machine loses
+    /// nothing that was returned. The default.
     #[default]
     Synced,
     /// `append_batch` returns once the writes reached the operating system, as JS Hypercore
@@ -308,6 +310,26 @@ pub struct OpenOptions {
     pub key_pair: Option<KeyPair>,
     /// Oplog size past which the tree, bitfield and header are checkpointed (default 4 MiB).
     pub checkpoint_bytes: Option<u64>,
+}
+
+/// The blocks `start..end` one replayed oplog entry (number `entry`) wrote.
+struct Written {
+    start: u64,
+    end: u64,
+    entry: usize,
+}
+
+/// What one replay of the oplog found.
+enum Replayed {
+    /// A consistent log.
+    Log(Box<Log>),
+    /// The blocks of an entry are not on disk: cut the oplog at `cut` and replay again.
+    TornBlocks {
+        /// The oplog file.
+        oplog: StoreFile,
+        /// Where that entry's atomic group starts.
+        cut: u64,
+    },
 }
 
 /// The log files of one log, opened.
@@ -338,6 +360,8 @@ pub struct Log {
     heads_persisted: usize,
     scheme: SignatureScheme,
     checkpoint_bytes: u64,
+    /// Block bytes appended since the last checkpoint.
+    data_since_checkpoint: u64,
     durability: Durability,
 }
 
@@ -450,6 +474,7 @@ impl Log {
             heads_persisted: 0,
             scheme: SignatureScheme::Compat,
             checkpoint_bytes: 4 << 20,
+            data_since_checkpoint: 0,
             durability: Durability::Synced,
         };
         log.flush()?;
@@ -470,6 +495,13 @@ impl Log {
     }
 
     /// Opens an existing log (read-only unless a secret key is stored or given).
+    ///
+    /// Recovery: the oplog is replayed over its header; a torn last entry fails its CRC and is
+    /// dropped. Blocks are written before the entry that commits them, but the two files are
+    /// synced together, so after a machine crash an entry may be on disk while its blocks are
+    /// not: every block committed by a replayed entry is hashed against its leaf node, and the
+    /// first entry whose blocks do not match is cut from the oplog with everything after it.
+    /// No append that returned is ever cut (it returned only once both files were synced).
     pub fn open(storage: Storage, options: OpenOptions) -> Result<Log> {
         if !storage.exists() {
             // Do not leave empty files behind for a log that is not there.
@@ -477,7 +509,31 @@ impl Log {
                 path: storage.path_of("oplog"),
             });
         }
-        let files = Self::open_files(&storage)?;
+        loop {
+            match Self::open_replayed(&storage, &options)? {
+                Replayed::Log(log) => return Ok(*log),
+                Replayed::TornBlocks { oplog, cut } => {
+                    let size = oplog.len()?;
+                    if cut >= size {
+                        return Err(LogError::Corrupt {
+                            path: oplog.path.clone(),
+                            detail: format!(
+                                "blocks committed at oplog offset {cut} do not match their tree \
+                                 nodes"
+                            ),
+                        });
+                    }
+                    oplog.truncate(cut)?;
+                    oplog.sync()?;
+                }
+            }
+        }
+    }
+
+    /// One attempt of [`Log::open`]: the log, or where the oplog must be cut because the
+    /// blocks of an entry are not on disk.
+    fn open_replayed(storage: &Storage, options: &OpenOptions) -> Result<Replayed> {
+        let files = Self::open_files(storage)?;
         let buf = files.oplog.read_all()?;
         let state = oplog::read_oplog(&buf).map_err(|e| match e {
             oplog::OplogReadError::NoValidHeader => LogError::NoValidHeader {
@@ -508,7 +564,7 @@ impl Log {
                 .then(|| sk.as_slice().try_into().ok())
                 .flatten()
         });
-        let key_pair = match options.key_pair {
+        let key_pair = match options.key_pair.clone() {
             Some(kp) => {
                 if kp.public_key != key {
                     return Err(LogError::KeyMismatch {
@@ -548,6 +604,7 @@ impl Log {
             heads_persisted: 0,
             scheme: SignatureScheme::Compat,
             checkpoint_bytes: options.checkpoint_bytes.unwrap_or(4 << 20),
+            data_since_checkpoint: 0,
             durability: Durability::Synced,
             header,
         };
@@ -578,9 +635,28 @@ impl Log {
                 &log.header.tree.signature.clone(),
             )?);
         }
-        // Replay entries.
-        for e in state.entries {
+        // Replay entries, remembering which blocks each one wrote.
+        let mut written: Vec<Written> = Vec::new();
+        for (entry, e) in state.entries.into_iter().enumerate() {
+            if let Some(b) = e.bitfield.as_ref().filter(|b| !b.drop) {
+                written.push(Written {
+                    start: b.start,
+                    end: b.start.saturating_add(b.length),
+                    entry,
+                });
+            }
             log.apply_entry(e, &mut seen_heads)?;
+        }
+        if let Some(torn) = log.first_torn_entry(&written)? {
+            let cut = state
+                .group_starts
+                .get(torn)
+                .copied()
+                .unwrap_or(ENTRY_OFFSET);
+            return Ok(Replayed::TornBlocks {
+                oplog: log.files.oplog,
+                cut,
+            });
         }
         if log.header.hints.contiguous_length == 0 {
             let mut c = 0;
@@ -604,7 +680,63 @@ impl Log {
         log.load_heads(seen_heads)?;
         log.check_data_file()?;
         log.cleanup_tree_file()?;
-        Ok(log)
+        Ok(Replayed::Log(Box::new(log)))
+    }
+
+    /// The first replayed entry (index into the entries) one of whose blocks, still part of
+    /// the log and last written by that entry, does not hash to its leaf node (missing or torn
+    /// after a machine crash). Each stored block is read once, whatever the entries claim.
+    fn first_torn_entry(&self, written: &[Written]) -> Result<Option<usize>> {
+        // Blocks covered by later entries, as disjoint ranges start -> end.
+        let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut torn: Option<usize> = None;
+        for w in written.iter().rev() {
+            let end = w.end.min(self.length);
+            let mut seq = w.start;
+            while seq < end {
+                if let Some((_, &covered_end)) =
+                    covered.range(..=seq).next_back().filter(|(_, &e)| seq < e)
+                {
+                    seq = covered_end;
+                    continue;
+                }
+                if self.bitfield.get(seq) && !self.block_intact(seq)? {
+                    torn = Some(w.entry);
+                    break;
+                }
+                seq += 1;
+            }
+            if w.start < end {
+                let (mut start, mut end) = (w.start, end);
+                while let Some((&s, &e)) = covered.range(..=end).next_back() {
+                    if e < start {
+                        break;
+                    }
+                    covered.remove(&s);
+                    start = start.min(s);
+                    end = end.max(e);
+                }
+                covered.insert(start, end);
+            }
+        }
+        Ok(torn)
+    }
+
+    /// Whether block `seq` is in the data file and hashes to its leaf node.
+    fn block_intact(&self, seq: u64) -> Result<bool> {
+        let Some(leaf) = self.node_raw(2 * seq)? else {
+            return Ok(false);
+        };
+        let offset = self.byte_offset(2 * seq)?;
+        let len = usize::try_from(leaf.size).map_err(|_| LogError::Corrupt {
+            path: self.files.tree.path.clone(),
+            detail: format!("block {seq} claims {} bytes", leaf.size),
+        })?;
+        Ok(self
+            .files
+            .data
+            .read_at(offset, len)?
+            .is_some_and(|block| crypto::leaf_hash(&block) == leaf.hash))
     }
 
     /// Opens the log stored here, or creates one with `key_pair` (random when `None`).
@@ -1148,17 +1280,17 @@ impl Log {
             signature,
             scheme: self.scheme,
         };
-        // 1. blocks, synced before the entry that commits them. The head record is written
-        //    after the entry and synced at the next checkpoint: until then the oplog entry
-        //    (which carries the signature) restores it on open.
+        // 1. blocks, written before the entry that commits them; both files are then synced
+        //    together (one wait for the disk instead of two in a row). A machine crash before
+        //    both syncs end may leave the entry without its blocks: `open` hashes the blocks
+        //    of replayed entries and cuts such an entry, which was never acknowledged. The
+        //    head record is written after the entry and synced at the next checkpoint: until
+        //    then the oplog entry (which carries the signature) restores it on open.
         let mut data = Vec::with_capacity(total);
         for b in blocks {
             data.extend_from_slice(b.as_ref());
         }
         self.files.data.write_at(self.byte_length, &data)?;
-        if self.durability == Durability::Synced {
-            self.files.data.sync()?;
-        }
         // 2. the oplog entry.
         let old = self.length;
         let entry = Entry {
@@ -1176,7 +1308,12 @@ impl Log {
                 length: length - old,
             }),
         };
-        self.write_entry(&entry)?;
+        let framed = self.write_entry_unsynced(&entry)?;
+        if self.durability == Durability::Synced {
+            storage::sync_together(&[&self.files.data, &self.files.oplog])?;
+        }
+        self.oplog_bytes += framed;
+        self.data_since_checkpoint = self.data_since_checkpoint.saturating_add(total as u64);
         // 3. in-memory state.
         for n in nodes {
             self.unflushed.insert(n.index, n);
@@ -1196,7 +1333,9 @@ impl Log {
             signature: signature.to_vec(),
         };
         self.record_head(head);
-        if self.oplog_bytes >= self.checkpoint_bytes {
+        if self.oplog_bytes >= self.checkpoint_bytes
+            || self.data_since_checkpoint >= CHECKPOINT_DATA_BYTES
+        {
             self.flush()?;
         }
         Ok(length)
@@ -1227,7 +1366,19 @@ impl Log {
         Ok(())
     }
 
+    /// Writes `entry` after the last one and syncs it (unless appends are buffered).
     fn write_entry(&mut self, entry: &Entry) -> Result<()> {
+        let framed = self.write_entry_unsynced(entry)?;
+        if self.durability == Durability::Synced {
+            self.files.oplog.sync()?;
+        }
+        self.oplog_bytes += framed;
+        Ok(())
+    }
+
+    /// Writes `entry` after the last one, unsynced; returns its framed size (the caller adds
+    /// it to `oplog_bytes` once the entry is durable).
+    fn write_entry_unsynced(&mut self, entry: &Entry) -> Result<u64> {
         let mut w = Writer::new();
         entry.encode(&mut w);
         if w.buf.len() >= 1 << 30 {
@@ -1238,11 +1389,7 @@ impl Log {
         self.files
             .oplog
             .write_at(ENTRY_OFFSET + self.oplog_bytes, &framed)?;
-        if self.durability == Durability::Synced {
-            self.files.oplog.sync()?;
-        }
-        self.oplog_bytes += framed.len() as u64;
-        Ok(())
+        Ok(framed.len() as u64)
     }
 
     /// Truncates to `new_length` blocks and raises the fork id (as JS `core.truncate`).
@@ -1391,6 +1538,7 @@ impl Log {
         self.headers[slot] = bit;
         self.files.oplog.truncate(ENTRY_OFFSET)?;
         self.oplog_bytes = 0;
+        self.data_since_checkpoint = 0;
         // 3. after the header: blanks and the cut of the tree file.
         let blanks: Vec<Node> = self
             .unflushed
@@ -1420,6 +1568,10 @@ impl Log {
 
 /// Largest length (in blocks) a stored head may claim; keeps flat-tree arithmetic exact.
 const MAX_LENGTH: u64 = 1 << 55;
+
+/// Block bytes appended since the last checkpoint past which the next append checkpoints:
+/// bounds what [`Log::open`] hashes to find blocks a crash kept from the disk.
+const CHECKPOINT_DATA_BYTES: u64 = 64 << 20;
 
 pub(crate) fn push_reorg(list: &mut Vec<ReorgHint>, from: u64, to: u64, ancestors: u64) {
     if from == to {

@@ -2,6 +2,7 @@
 //! and changes, the monitor replays them, and each executor misbehaviour is caught with its
 //! fraud code.
 
+use std::time::Duration;
 use vitra::codec::{Object, Value};
 use vitra::database::{Database, Location, Options, Verdict};
 use vitra::executor::ExecutorBehavior;
@@ -164,6 +165,17 @@ fn emitting_without_a_writable_oplog_is_refused() {
     );
     assert!(matches!(
         db.call("increment", &params(&[])),
+        Err(vitra::database::DatabaseError::NotAWriter)
+    ));
+    let batch = db
+        .call_batch(&[("get", params(&[])), ("increment", params(&[]))])
+        .expect("nothing to append");
+    assert_eq!(
+        batch[0].as_ref().expect("a read works").response,
+        Value::from(0)
+    );
+    assert!(matches!(
+        batch[1],
         Err(vitra::database::DatabaseError::NotAWriter)
     ));
     assert!(matches!(
@@ -450,5 +462,64 @@ fn malformed_ops_and_runaway_contracts_fail_their_op_and_the_rest_goes_on() {
         db.get("/ok").expect("get").map(|e| e.value),
         Some(Value::Bool(true))
     );
+    assert_verified(&mut db);
+}
+
+#[test]
+fn batched_calls_share_one_append_and_each_keeps_its_proofs() {
+    let mut db = memory_db(KV, ExecutorBehavior::Normal);
+    let local = db.local_oplog().expect("local oplog");
+    let heads_before = db.oplog(&local).expect("oplog").signed_heads().len();
+    let calls = [
+        ("claim", params(&[])),
+        ("put", params(&[("key", "a".into()), ("value", 1.into())])),
+        // Refused by the method itself: no operation, an error for this call only.
+        ("put", params(&[("key", 5.into()), ("value", 2.into())])),
+        ("get", params(&[("key", "a".into())])),
+        ("put", params(&[("key", "b".into()), ("value", 3.into())])),
+    ];
+    let calls: Vec<(&str, Value)> = calls.iter().map(|(m, p)| (*m, p.clone())).collect();
+    let results = db.call_batch(&calls).expect("batch appended");
+    assert_eq!(results.len(), 5);
+    assert!(matches!(
+        results[2],
+        Err(vitra::database::DatabaseError::Contract(_))
+    ));
+    let txs: Vec<_> = results
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, r)| r.expect("call"))
+        .collect();
+    let seqs: Vec<u64> = txs
+        .iter()
+        .flat_map(|tx| tx.operations.iter().map(|op| op.seq))
+        .collect();
+    assert_eq!(seqs, [0, 1, 2], "claim, put a, put b in call order");
+    assert!(txs[2].operations.is_empty(), "get emits nothing");
+    let oplog = db.oplog(&local).expect("oplog");
+    assert_eq!(oplog.len(), 3);
+    assert_eq!(
+        oplog.signed_heads().len(),
+        heads_before + 1,
+        "one append, one signed head for the whole batch"
+    );
+    for op in txs.iter().flat_map(|tx| &tx.operations) {
+        assert_eq!(
+            db.verify_inclusion_proof(&op.proof).expect("proof checks"),
+            None,
+            "proof of op {}",
+            op.seq
+        );
+    }
+    let results = db
+        .when_processed(&txs[3], Duration::from_secs(30))
+        .expect("processed");
+    assert!(results[0].success);
+    assert_eq!(
+        db.get("/values/b").expect("get").map(|e| e.value),
+        Some(Value::from(3))
+    );
+    assert!(db.is_processed(&txs[1]).expect("acks"));
     assert_verified(&mut db);
 }

@@ -15,7 +15,9 @@ use crate::database::replication_fraud_proofs;
 use crate::database::Database;
 use crate::database::Transaction;
 use crate::log::Log;
-use crate::net::replicate::{Download, Event, LogSet, Notice, Replicator, ReplicatorConfig};
+use crate::net::replicate::{
+    Download, Event, LogSet, Notice, ReplicateError, Replicator, ReplicatorConfig,
+};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -377,21 +379,10 @@ pub fn wait_processed(
                 peers.join(", ")
             )));
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Blocks of the index may still be on their way (the new length arrives before
-            // them): reading them fails until they are here.
-            match db.is_processed(tx) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
-                Err(_) => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(false);
-            }
-            db.run_replication(&mut rep, Some(Duration::from_millis(200)))
-                .await?;
+        match db.when_processed_replicated(&mut rep, tx, timeout).await {
+            Ok(_) => Ok(true),
+            Err(ReplicateError::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     });
     if let Some(bar) = spinner {

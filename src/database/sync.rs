@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Database, DatabaseError, Options};
+use super::{Database, DatabaseError, OpResult, Options, Transaction};
 use crate::log::{Log, LogStore};
 use crate::net::replicate::{Download, LogSet, ReplicateError, Replicator, ReplicatorConfig};
 use crate::proof::{FraudProof, LogForkFraudProof};
@@ -202,6 +202,39 @@ impl Database {
             if let Ok(Some(ev)) = tokio::time::timeout(wait, rep.next_event()).await {
                 rep.handle(self, ev);
             }
+        }
+    }
+
+    /// [`Database::when_processed`] for an instance that is not the executor: keeps
+    /// replicating through `rep` (already connected to peers that reach the executor, with this
+    /// database added: [`Database::add_to_replicator`]), serving this instance's oplogs so the
+    /// executor can fetch the operations, until every operation of `tx` has an ack in the index.
+    /// [`ReplicateError::Timeout`] when `timeout` passes first.
+    pub async fn when_processed_replicated(
+        &mut self,
+        rep: &mut Replicator,
+        tx: &Transaction,
+        timeout: Duration,
+    ) -> Result<Vec<OpResult>, ReplicateError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Blocks of the index may still be on their way (the new length arrives before
+            // them): reading them fails until they are here.
+            let state = match self.processed_results(tx) {
+                Ok(Ok(results)) => return Ok(results),
+                Ok(Err(unprocessed)) => {
+                    format!("{unprocessed} of {} not processed", tx.operations.len())
+                }
+                Err(e) => format!("index not readable yet: {e}"),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ReplicateError::Timeout {
+                    after: timeout,
+                    state: format!("transaction {}: {state}", tx.id()),
+                });
+            }
+            self.run_replication(rep, Some(Duration::from_millis(200)))
+                .await?;
         }
     }
 

@@ -11,6 +11,7 @@ use crate::monitor::ChangeKind;
 use crate::proof::BlockInclusionProof;
 use crate::schema;
 use serde_json::{json, Value as Json};
+use std::time::{Duration, Instant};
 
 /// One operation a call emitted.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,34 @@ pub struct Transaction {
     pub response: Value,
     /// The operations it emitted, in order.
     pub operations: Vec<Operation>,
+}
+
+/// Why [`Database::when_processed`] stopped waiting before every operation was processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The timeout passed.
+    TimedOut,
+    /// This instance is the executor and processed everything it can: the rest is not
+    /// available to it (an oplog that is not, or no longer, a participant).
+    ExecutorIdle,
+    /// This instance is not the executor and has no connection to it here; wait with
+    /// [`Database::when_processed_replicated`] instead.
+    NotTheExecutor,
+}
+
+impl std::fmt::Display for WaitEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WaitEnd::TimedOut => "the timeout passed",
+            WaitEnd::ExecutorIdle => {
+                "the executor has nothing more it can process (is the operation's oplog a \
+                 participant?)"
+            }
+            WaitEnd::NotTheExecutor => {
+                "this instance is not the executor; wait while replicating with it"
+            }
+        })
+    }
 }
 
 /// One index change an operation produced.
@@ -219,6 +248,53 @@ impl Database {
             .iter()
             .map(|op| self.fetch_result(&op.oplog, op.seq))
             .collect()
+    }
+
+    /// Waits until every operation of `tx` has an ack in the index and returns their results
+    /// (a rejected operation is processed too: its result has `success: false`). The executor
+    /// processes what is pending ([`Database::execute_pending`]) until then, starting runs
+    /// only while `timeout` has not passed. It returns as soon as waiting cannot help: on a
+    /// database that is not the executor (nothing reaches it without replication; see
+    /// [`Database::when_processed_replicated`]) and on an executor that has processed all it
+    /// can, with [`DatabaseError::NotProcessed`] saying which.
+    pub fn when_processed(&mut self, tx: &Transaction, timeout: Duration) -> Result<Vec<OpResult>> {
+        let started = Instant::now();
+        loop {
+            let results = match self.processed_results(tx)? {
+                Ok(results) => return Ok(results),
+                Err(unprocessed) => unprocessed,
+            };
+            let why = if !self.is_executor() {
+                WaitEnd::NotTheExecutor
+            } else if started.elapsed() >= timeout {
+                WaitEnd::TimedOut
+            } else if self.execute_pending()?.processed > 0 {
+                continue;
+            } else {
+                WaitEnd::ExecutorIdle
+            };
+            return Err(DatabaseError::NotProcessed {
+                transaction: tx.id(),
+                unprocessed: results,
+                total: tx.operations.len(),
+                waited: started.elapsed(),
+                why,
+            });
+        }
+    }
+
+    /// Every result of `tx` when all its operations are processed, else how many are not.
+    pub(crate) fn processed_results(
+        &self,
+        tx: &Transaction,
+    ) -> Result<std::result::Result<Vec<OpResult>, usize>> {
+        let results = self.fetch_results(tx)?;
+        let unprocessed = results.iter().filter(|r| r.is_none()).count();
+        Ok(if unprocessed == 0 {
+            Ok(results.into_iter().flatten().collect())
+        } else {
+            Err(unprocessed)
+        })
     }
 
     /// Whether every operation of `tx` has been processed.

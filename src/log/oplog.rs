@@ -634,6 +634,9 @@ pub struct OplogState {
     pub header: Option<Header>,
     /// Replayed entries, in order.
     pub entries: Vec<Entry>,
+    /// For each entry, the file offset where its atomic group starts (where the file is cut
+    /// to drop it and everything after it).
+    pub group_starts: Vec<u64>,
     /// Bytes of valid entries after [`ENTRY_OFFSET`].
     pub entries_byte_length: u64,
 }
@@ -669,6 +672,7 @@ pub fn read_oplog(buf: &[u8]) -> Result<OplogState, OplogReadError> {
                 headers: [1, 0],
                 header: None,
                 entries: vec![],
+                group_starts: vec![],
                 entries_byte_length: 0,
             });
         }
@@ -686,6 +690,7 @@ pub fn read_oplog(buf: &[u8]) -> Result<OplogState, OplogReadError> {
         error,
     })?;
     let mut entries = Vec::new();
+    let mut group_starts = Vec::new();
     let mut pending: Vec<(Entry, usize)> = Vec::new();
     let mut pos = ENTRY_OFFSET as usize;
     let mut byte_length = 0usize;
@@ -699,8 +704,10 @@ pub fn read_oplog(buf: &[u8]) -> Result<OplogState, OplogReadError> {
         pos += f.byte_length;
         pending.push((e, f.byte_length));
         if !f.partial {
+            let group_start = ENTRY_OFFSET + byte_length as u64;
             for (e, n) in pending.drain(..) {
                 entries.push(e);
+                group_starts.push(group_start);
                 byte_length += n;
             }
         }
@@ -709,6 +716,7 @@ pub fn read_oplog(buf: &[u8]) -> Result<OplogState, OplogReadError> {
         headers,
         header: Some(header),
         entries,
+        group_starts,
         entries_byte_length: byte_length as u64,
     })
 }
