@@ -36,9 +36,11 @@
 //! connections are not affected).
 
 pub mod direct;
+pub mod supervised;
 pub mod swarm;
 
 pub use direct::{connect_direct, DirectListener};
+pub use supervised::{SupervisedSwarm, SwarmStatus};
 pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmReader, SwarmStream, SwarmWriter};
 
 use std::net::{SocketAddr, ToSocketAddrs};
