@@ -3,8 +3,11 @@
 //!
 //! Topics are the discovery keys of the database's logs, as JS Vitra 0.1.3 joins them
 //! (`Database.swarm()`: the index's and every oplog's `core.discoveryKey`). A host
-//! (`vitra serve --swarm`) announces and looks them up; `load` and `sync` only look them up
-//! (they dial the peers announcing). Connections go through
+//! (`vitra serve --swarm`) announces the logs it writes (the executor its index, a
+//! participant its oplog) and looks up the others; `load` and `sync` only look up (they dial
+//! the peers announcing). Unlike JS Vitra, a host does not both announce and look up one
+//! topic: the `hyperswarm` crate then dials its own announcement, and after that JS peers
+//! could no longer connect to it (measured on the testnet). Connections go through
 //! [`SwarmPeer::into_connection`](crate::net::discovery::SwarmPeer::into_connection) into the
 //! replicator's event queue, so they replicate exactly like TCP ones.
 //!
@@ -14,7 +17,7 @@
 use super::{Output, Result};
 use crate::database::Database;
 use crate::net::discovery::{
-    parse_address, SupervisedSwarm, Swarm, SwarmConfig, SwarmPeer, SwarmStatus,
+    parse_address, DiscoveryError, SupervisedSwarm, Swarm, SwarmConfig, SwarmPeer, SwarmStatus,
 };
 use crate::net::replicate::{Event, LogSet, Replicator, ReplicatorConfig};
 use crate::net::wire::discovery_key;
@@ -57,11 +60,34 @@ pub fn describe(bootstrap: &[String]) -> String {
     }
 }
 
+/// How many times a bootstrap walk that no node answered is tried before giving up: a node
+/// that just joined a small DHT (a testnet) can make one walk come back empty.
+const BIND_ATTEMPTS: u32 = 3;
+
+/// Binds a swarm, trying again (after a second) when no DHT node answered.
+async fn bind(config: &SwarmConfig) -> Result<Swarm> {
+    let mut attempt = 1;
+    loop {
+        match Swarm::bind(config.clone()).await {
+            Err(DiscoveryError::BootstrapUnreachable { .. }) if attempt < BIND_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Whether `db` writes the log `key` (its own oplog, or the index when it is the executor).
+fn writes(db: &Database, key: &[u8; 32]) -> bool {
+    LogSet::log(db, key).is_some_and(crate::log::Log::writable)
+}
+
 /// A supervised swarm feeding a replicator, and the topics it joined.
 pub struct CliSwarm {
     swarm: SupervisedSwarm,
     joined: BTreeSet<[u8; 32]>,
-    /// Whether we announce (host) or only look up (load, sync).
+    /// Whether we announce the logs we write (host) or only look up (load, sync).
     server: bool,
     /// Peers the swarm connected so far.
     pub connections: usize,
@@ -75,9 +101,9 @@ pub struct CliSwarm {
 
 impl CliSwarm {
     /// Binds a swarm on the DHT of `bootstrap`, joins the discovery key of every log of `db`
-    /// (announcing them too when `server`), waits for the first announce and lookup when
-    /// `server` (at most [`FLUSH_TIMEOUT`], then goes on), and hands every connection to
-    /// `rep`. Must run inside the runtime that drives `rep`.
+    /// (when `server`, announcing those it writes instead of looking them up), waits for the
+    /// first announce and lookup when `server` (at most [`FLUSH_TIMEOUT`], then goes on), and
+    /// hands every connection to `rep`. Must run inside the runtime that drives `rep`.
     pub async fn start(
         bootstrap: &[String],
         db: &Database,
@@ -87,14 +113,14 @@ impl CliSwarm {
     ) -> Result<CliSwarm> {
         let config = config(bootstrap)?;
         let dht = describe(bootstrap);
-        let swarm = Swarm::bind(config.clone()).await?;
+        let swarm = bind(&config).await?;
         let public_key = hex::encode(swarm.public_key());
         let local_addr = swarm.local_addr().ok();
-        let mut joined = BTreeSet::new();
+        let mut joined = Vec::new();
         for key in LogSet::keys(db) {
-            let topic = discovery_key(&key);
-            swarm.join(topic, server, true)?;
-            joined.insert(topic);
+            let (topic, announce) = (discovery_key(&key), server && writes(db, &key));
+            swarm.join(topic, announce, !announce)?;
+            joined.push((topic, announce));
         }
         if server {
             if let Err(e) = swarm.flush(FLUSH_TIMEOUT).await {
@@ -119,12 +145,12 @@ impl CliSwarm {
             let _ = events.send(event);
         });
         // Joined already on the first swarm; the supervisor joins them again on a new one.
-        for topic in &joined {
-            supervised.join(*topic, server, true);
+        for (topic, announce) in &joined {
+            supervised.join(*topic, *announce, !announce);
         }
         Ok(CliSwarm {
             swarm: supervised,
-            joined,
+            joined: joined.into_iter().map(|(t, _)| t).collect(),
             server,
             connections: 0,
             public_key,
@@ -140,7 +166,8 @@ impl CliSwarm {
         for key in LogSet::keys(db) {
             let topic = discovery_key(&key);
             if self.joined.insert(topic) {
-                self.swarm.join(topic, self.server, true);
+                let announce = self.server && writes(db, &key);
+                self.swarm.join(topic, announce, !announce);
                 added += 1;
             }
         }

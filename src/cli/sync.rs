@@ -175,6 +175,17 @@ pub fn load(
     Ok(EXIT_OK)
 }
 
+/// The error of a swarm sync that found no peer serving the database.
+fn no_source(sw: &CliSwarm, db: &Database, timeout: Duration) -> CliError {
+    CliError::Refused(format!(
+        "no peer found on {} for database {} within {} s (is a `vitra serve --swarm` on that \
+         DHT serving it, with a UDP port we can reach?)",
+        sw.dht,
+        hex::encode(db.key()),
+        timeout.as_secs()
+    ))
+}
+
 /// Downloads the full history (`full`) or the latest state of `db` from the peers connected
 /// to `rep` and those `swarm` finds, within `timeout`. With a swarm, the topics are looked up
 /// again every [`SWARM_RETRY`] while no peer is connected; finding none at all is a
@@ -204,20 +215,29 @@ async fn download(
         };
         sw.report("", false, out);
         match result {
+            // A peer that has no block of the index yet (another replica being loaded, a JS
+            // peer that joined the topic) is not a source: wait for one that has.
+            Ok(()) if db.index_len() == 0 => {
+                let wait = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(SWARM_RETRY);
+                match rep.run_until(db, wait, |db, _| db.index_len() > 0).await {
+                    Ok(()) => {}
+                    Err(ReplicateError::Timeout { .. }) => sw.refresh(),
+                    Err(e) => return Err(e.into()),
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(no_source(sw, db, timeout));
+                }
+            }
             Ok(()) => return Ok(()),
             Err(ReplicateError::Timeout { .. }) if tokio::time::Instant::now() < deadline => {
                 if rep.peer_count() == 0 {
                     sw.refresh();
                 }
             }
-            Err(ReplicateError::Timeout { .. }) if sw.connections == 0 => {
-                return Err(CliError::Refused(format!(
-                    "no peer found on {} for database {} within {} s (is a `vitra serve --swarm` \
-                     on that DHT serving it, with a UDP port we can reach?)",
-                    sw.dht,
-                    hex::encode(db.key()),
-                    timeout.as_secs()
-                )))
+            Err(ReplicateError::Timeout { .. }) if sw.connections == 0 || db.index_len() == 0 => {
+                return Err(no_source(sw, db, timeout))
             }
             Err(e) => return Err(e.into()),
         }
@@ -358,12 +378,18 @@ impl Network {
         Ok((net, bound))
     }
 
-    /// `swarm: announced N discovery keys on DHT as KEY (UDP ADDR)` when swarming.
+    /// `swarm: announced N discovery keys, looking up M on DHT as KEY (UDP ADDR)` when
+    /// swarming.
     pub fn swarm_summary(&self, db: &Database) -> Option<String> {
         self.swarm.as_ref().map(|sw| {
+            let keys = LogSet::keys(db);
+            let announced = keys
+                .iter()
+                .filter(|k| LogSet::log(db, k).is_some_and(Log::writable))
+                .count();
             format!(
-                "swarm: announced {} discovery keys on {} as {}{}",
-                LogSet::keys(db).len(),
+                "swarm: announced {announced} discovery keys, looking up {} on {} as {}{}",
+                keys.len() - announced,
                 sw.dht,
                 sw.public_key,
                 sw.local_addr
