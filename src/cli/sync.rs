@@ -2,8 +2,10 @@
 //! up with peers) and the replication side of `vitra serve --listen` ([`Network`]). Peers
 //! come by address (`--peer`, `--listen`) or from Hyperswarm (`--swarm`, see [`super::swarm`]).
 //!
-//! Replication futures are not `Send` (the database holds a QuickJS runtime), so each runs on
-//! a current-thread runtime, `block_on` on the thread that owns the database. Fork or split
+//! Replication futures are not `Send` (the database holds a QuickJS runtime), so each runs
+//! `block_on` on the thread that owns the database; the runtime has one worker thread of its
+//! own for the connections' tasks and the swarm, which then keep running (UDX timers, DHT
+//! replies) while that thread executes contracts or answers the host socket. Fork or split
 //! evidence a peer gives us is saved under `fraud/` like any fraud proof and reported.
 //!
 //! What it must never do: write `vitra.json` for a replica whose download failed, or keep a
