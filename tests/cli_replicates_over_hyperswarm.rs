@@ -291,10 +291,12 @@ fn a_replica_found_on_the_swarm_loads_verifies_and_syncs_later_calls() {
     let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
 
     let replica = tmp.path().join("replica");
+    let started = Instant::now();
     let r = run(
         &replica,
         &["load", "--key", &key, "--swarm", "--bootstrap", &bs],
     );
+    eprintln!("load --swarm took {:?}", started.elapsed());
     assert_eq!(
         r.code,
         0,
@@ -317,13 +319,17 @@ fn a_replica_found_on_the_swarm_loads_verifies_and_syncs_later_calls() {
 
     // A call on the server (through its host) reaches the replica with `sync --swarm`.
     increment(&server_dir, 3);
+    let started = Instant::now();
     let synced = ok(&replica, &["sync", "--swarm", "--bootstrap", &bs], 0);
+    eprintln!("sync --swarm took {:?}", started.elapsed());
     assert_eq!(index_length(&synced, &key), index_len_of(&server_dir));
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "5");
 
     // Plain `sync` reuses the swarm stored in vitra.json; the full history still verifies.
     increment(&server_dir, 4);
+    let started = Instant::now();
     let synced = ok(&replica, &["sync", "--full"], 0);
+    eprintln!("sync --full (stored swarm) took {:?}", started.elapsed());
     assert_eq!(index_length(&synced, &key), index_len_of(&server_dir));
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "9");
     let verified = json(&ok(&replica, &["verify", "--json"], 0));

@@ -2,12 +2,14 @@
 //! a database joins, and the bridge that hands every swarm connection to the replicator.
 //!
 //! Topics are the discovery keys of the database's logs, as JS Vitra 0.1.3 joins them
-//! (`Database.swarm()`: the index's and every oplog's `core.discoveryKey`). A host
-//! (`vitra serve --swarm`) announces the logs it writes (the executor its index, a
-//! participant its oplog) and looks up the others; `load` and `sync` only look up (they dial
-//! the peers announcing). Unlike JS Vitra, a host does not both announce and look up one
-//! topic: the `hyperswarm` crate then dials its own announcement, and after that JS peers
-//! could no longer connect to it (measured on the testnet). Connections go through
+//! (`Database.swarm()`: the index's and every oplog's `core.discoveryKey`), but not all of
+//! them both ways ([`modes`]): a host (`vitra serve --swarm`) announces the logs it writes
+//! (the executor its index and oplog, a participant its oplog); the executor's host looks up
+//! the other oplogs (to reach participants), a replica's host the index; `load`, `sync` and
+//! `call --wait` look up the index only. Measured on the testnet with the `hyperswarm` crate:
+//! a swarm that announces and looks up one topic dials its own announcement, after which JS
+//! peers could no longer connect to it; and a client looking up two topics served by the
+//! same host took 13 to 32 s to connect instead of about one. Connections go through
 //! [`SwarmPeer::into_connection`](crate::net::discovery::SwarmPeer::into_connection) into the
 //! replicator's event queue, so they replicate exactly like TCP ones.
 //!
@@ -78,9 +80,19 @@ async fn bind(config: &SwarmConfig) -> Result<Swarm> {
     }
 }
 
-/// Whether `db` writes the log `key` (its own oplog, or the index when it is the executor).
-fn writes(db: &Database, key: &[u8; 32]) -> bool {
-    LogSet::log(db, key).is_some_and(crate::log::Log::writable)
+/// How to join the discovery key of log `key` of `db`: (announce, look up). A host
+/// (`server`) announces what it writes; its executor looks up the other oplogs, a replica's
+/// host the index. Others look up the index only.
+pub fn modes(db: &Database, key: &[u8; 32], server: bool) -> (bool, bool) {
+    let writes = LogSet::log(db, key).is_some_and(crate::log::Log::writable);
+    let index = *key == db.key();
+    if !server {
+        return (false, index);
+    }
+    if writes {
+        return (true, false);
+    }
+    (false, index || db.is_executor())
 }
 
 /// A supervised swarm feeding a replicator, and the topics it joined.
@@ -118,9 +130,12 @@ impl CliSwarm {
         let local_addr = swarm.local_addr().ok();
         let mut joined = Vec::new();
         for key in LogSet::keys(db) {
-            let (topic, announce) = (discovery_key(&key), server && writes(db, &key));
-            swarm.join(topic, announce, !announce)?;
-            joined.push((topic, announce));
+            let (announce, look_up) = modes(db, &key, server);
+            if announce || look_up {
+                let topic = discovery_key(&key);
+                swarm.join(topic, announce, look_up)?;
+                joined.push((topic, announce, look_up));
+            }
         }
         if server {
             if let Err(e) = swarm.flush(FLUSH_TIMEOUT).await {
@@ -145,12 +160,12 @@ impl CliSwarm {
             let _ = events.send(event);
         });
         // Joined already on the first swarm; the supervisor joins them again on a new one.
-        for (topic, announce) in &joined {
-            supervised.join(*topic, *announce, !announce);
+        for (topic, announce, look_up) in &joined {
+            supervised.join(*topic, *announce, *look_up);
         }
         Ok(CliSwarm {
             swarm: supervised,
-            joined: joined.into_iter().map(|(t, _)| t).collect(),
+            joined: joined.into_iter().map(|(t, _, _)| t).collect(),
             server,
             connections: 0,
             public_key,
@@ -164,10 +179,10 @@ impl CliSwarm {
     pub fn join_new(&mut self, db: &Database) -> usize {
         let mut added = 0;
         for key in LogSet::keys(db) {
+            let (announce, look_up) = modes(db, &key, self.server);
             let topic = discovery_key(&key);
-            if self.joined.insert(topic) {
-                let announce = self.server && writes(db, &key);
-                self.swarm.join(topic, announce, !announce);
+            if (announce || look_up) && self.joined.insert(topic) {
+                self.swarm.join(topic, announce, look_up);
                 added += 1;
             }
         }

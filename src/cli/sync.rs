@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 /// How long `vitra serve` waits for a peer it dials, and between attempts while it is down.
 const REDIAL: Duration = Duration::from_secs(5);
 
-/// How long `load`/`sync` wait with no swarm peer connected before looking the topics up
-/// again (a peer that announced late, or whose connection died, is dialed anew).
-const SWARM_RETRY: Duration = Duration::from_secs(8);
+/// How long `load`/`sync` wait with no working swarm peer before looking the index up again
+/// (a peer that announced late, or whose connection died, is dialed anew).
+const SWARM_RETRY: Duration = Duration::from_secs(5);
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -234,7 +234,9 @@ async fn download(
             }
             Ok(()) => return Ok(()),
             Err(ReplicateError::Timeout { .. }) if tokio::time::Instant::now() < deadline => {
-                if rep.peer_count() == 0 {
+                // No connection, or none that got as far as the index's sync (a swarm
+                // connection can die silently): dial what the lookup finds again.
+                if rep.peer_count() == 0 || !rep.has_synced_peer(&db.key()) {
                     sw.refresh();
                 }
             }
@@ -384,14 +386,14 @@ impl Network {
     /// swarming.
     pub fn swarm_summary(&self, db: &Database) -> Option<String> {
         self.swarm.as_ref().map(|sw| {
-            let keys = LogSet::keys(db);
-            let announced = keys
+            let modes: Vec<(bool, bool)> = LogSet::keys(db)
                 .iter()
-                .filter(|k| LogSet::log(db, k).is_some_and(Log::writable))
-                .count();
+                .map(|k| super::swarm::modes(db, k, true))
+                .collect();
             format!(
-                "swarm: announced {announced} discovery keys, looking up {} on {} as {}{}",
-                keys.len() - announced,
+                "swarm: announced {} discovery keys, looking up {} on {} as {}{}",
+                modes.iter().filter(|m| m.0).count(),
+                modes.iter().filter(|m| m.1).count(),
                 sw.dht,
                 sw.public_key,
                 sw.local_addr
