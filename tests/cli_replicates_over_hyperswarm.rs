@@ -2,8 +2,9 @@
 //! (`node compat-tests/swarm_testnet.js`, 127.0.0.1 only): `vitra serve --swarm --bootstrap`
 //! announces a database, `vitra load --swarm` makes a replica that verifies and `vitra sync
 //! --swarm` brings later calls; a JS Hyperswarm 4.17 peer (Hypercore 11 + Hyperbee 2.8,
-//! `node compat-tests/swarm_index_reader.js`) finds the server and reads its index; the server keeps executing and rebinds its swarm after the
-//! `hyperswarm` crate stops on a DHT request it cannot handle.
+//! `node compat-tests/swarm_index_reader.js`) finds the server and reads its index; the
+//! server keeps executing and rebinds its swarm after the `hyperswarm` crate stops on a DHT
+//! request it cannot handle; a participant replica calls and syncs over the swarm.
 //!
 //! Every wait is bounded; a failure says which side failed and with what.
 
@@ -463,4 +464,46 @@ fn load_with_nobody_on_the_swarm_fails_with_one_line_and_leaves_no_database() {
     // load needs --peer or --swarm.
     let r = run(&replica, &["load", "--key", &key]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// A replica that becomes a participant reaches the executor over the swarm too: `call
+/// --wait` (with the swarm stored by `load`) serves its operation to the executor's host and
+/// returns once it is processed; the REPL's `.sync` brings a later put.
+#[test]
+fn a_participant_replica_calls_and_syncs_over_the_swarm() {
+    let _serial = serial();
+    let (tmp, server_dir, key) = init("kv.js");
+    ok(&server_dir, &["call", "claim", "--wait"], 0);
+    let net = Testnet::start();
+    let bs = net.bootstrap.clone();
+    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    let replica = tmp.path().join("replica");
+    ok(&replica, &["load", "--key", &key, "--bootstrap", &bs], 0);
+    cli_support::become_participant(&server_dir, &replica);
+    let put_w = r#"{"key": "w", "value": 7}"#;
+    let r = run(&replica, &["call", "put", "--params", put_w, "--wait"]);
+    assert_eq!(
+        r.code,
+        0,
+        "call --wait over the swarm\nstdout: {}\nstderr: {}\nhost: {}",
+        r.stdout,
+        r.stderr,
+        host.stderr()
+    );
+    assert_eq!(ok(&server_dir, &["get", "/values/w"], 0).trim(), "7");
+    assert_eq!(ok(&replica, &["get", "/values/w"], 0).trim(), "7");
+
+    ok(
+        &server_dir,
+        &[
+            "call",
+            "put",
+            "--params",
+            r#"{"key": "x", "value": 8}"#,
+            "--wait",
+        ],
+        0,
+    );
+    let stdout = cli_support::repl(&replica, tmp.path(), ".sync\n.get /values/x\n.exit\n", 120);
+    assert!(stdout.contains(r#""value":8"#), "{stdout}");
 }
