@@ -17,7 +17,8 @@ pub fn contract(name: &str) -> PathBuf {
 pub fn vitra(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("vitra").expect("the vitra binary is built");
     cmd.args(args).arg("--dir").arg(dir);
-    cmd.timeout(std::time::Duration::from_secs(60));
+    // Above the longest --timeout a test gives (swarm syncs: 150 s).
+    cmd.timeout(std::time::Duration::from_secs(180));
     cmd
 }
 
@@ -118,6 +119,6 @@ pub fn become_participant(executor: &Path, replica: &Path) -> String {
         &["call", "invite", "--params", &invite, "--wait"],
         0,
     );
-    ok(replica, &["sync"], 0);
+    ok(replica, &["sync", "--timeout", "150"], 0);
     oplog
 }
