@@ -269,6 +269,12 @@ fn index_len_of(dir: &Path) -> u64 {
         .expect("index length")
 }
 
+/// `vitra load --key KEY --swarm --bootstrap BS --timeout 150` into `replica`.
+fn load_over_swarm(replica: &Path, key: &str, bs: &str) -> cli_support::Run {
+    let args = ["load", "--key", key, "--swarm", "--bootstrap", bs];
+    run(replica, &[&args[..], &["--timeout", "150"]].concat())
+}
+
 fn increment(dir: &Path, by: u32) {
     ok(
         dir,
@@ -294,19 +300,7 @@ fn a_replica_found_on_the_swarm_loads_verifies_and_syncs_later_calls() {
 
     let replica = tmp.path().join("replica");
     let started = Instant::now();
-    let r = run(
-        &replica,
-        &[
-            "load",
-            "--key",
-            &key,
-            "--swarm",
-            "--bootstrap",
-            &bs,
-            "--timeout",
-            "150",
-        ],
-    );
+    let r = load_over_swarm(&replica, &key, &bs);
     eprintln!("load --swarm took {:?}", started.elapsed());
     assert_eq!(
         r.code,
@@ -422,19 +416,7 @@ fn serve_rebinds_its_swarm_after_it_stops_and_keeps_executing() {
     increment(&server_dir, 2);
     assert_eq!(ok(&server_dir, &["get", "/counter"], 0).trim(), "3");
     let replica = tmp.path().join("replica");
-    let r = run(
-        &replica,
-        &[
-            "load",
-            "--key",
-            &key,
-            "--swarm",
-            "--bootstrap",
-            &bs,
-            "--timeout",
-            "150",
-        ],
-    );
+    let r = load_over_swarm(&replica, &key, &bs);
     assert_eq!(
         r.code,
         0,
@@ -501,19 +483,8 @@ fn a_participant_replica_calls_and_syncs_over_the_swarm() {
     let bs = net.bootstrap.clone();
     let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
     let replica = tmp.path().join("replica");
-    ok(
-        &replica,
-        &[
-            "load",
-            "--key",
-            &key,
-            "--bootstrap",
-            &bs,
-            "--timeout",
-            "150",
-        ],
-        0,
-    );
+    let r = load_over_swarm(&replica, &key, &bs);
+    assert_eq!(r.code, 0, "load: {}", r.stderr);
     cli_support::become_participant(&server_dir, &replica);
     let put_w = r#"{"key": "w", "value": 7}"#;
     let r = run(&replica, &["call", "put", "--params", put_w, "--wait"]);
