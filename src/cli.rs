@@ -22,6 +22,7 @@ pub mod commands;
 pub mod datadir;
 pub mod host;
 pub mod repl;
+pub mod swarm;
 pub mod sync;
 
 use crate::database::DatabaseError;
@@ -50,6 +51,9 @@ pub enum CliError {
     /// Replicating with a peer failed (connecting, a timeout, a refused proof).
     #[error(transparent)]
     Replicate(#[from] crate::net::replicate::ReplicateError),
+    /// Finding peers failed (a bad --bootstrap address, no DHT node answering).
+    #[error(transparent)]
+    Discovery(#[from] crate::net::discovery::DiscoveryError),
     /// Reading or writing a file of the data directory failed.
     #[error("{path}: {source}")]
     Io {
@@ -306,8 +310,13 @@ pub enum Command {
     /// oplogs; it prints "listening on HOST:PORT" with the bound port (so port 0 works).
     /// It also stays connected to each --peer (default: the "peers" vitra load stored in
     /// vitra.json), so a replica follows its source live and serves its own oplog to it.
+    /// With --swarm (default: vitra.json's "swarm") it announces the discovery keys of the
+    /// index and of every oplog on Hyperswarm and looks them up, replicating with every peer
+    /// found; it prints "swarm: announced …" once the announcements are done. If the swarm
+    /// stops, a new one is bound after a backoff (said on stderr); execution goes on.
     ///
     /// Example: vitra serve --dir mydb --listen 0.0.0.0:7000 &
+    /// Example: vitra serve --dir mydb --swarm --bootstrap 127.0.0.1:49737 &
     #[command(verbatim_doc_comment)]
     Serve {
         /// Accept replication peers on this TCP address (e.g. 127.0.0.1:0).
@@ -316,18 +325,27 @@ pub enum Command {
         /// A peer to stay connected to (repeatable); default: vitra.json's "peers".
         #[arg(long, value_name = "HOST:PORT")]
         peer: Vec<String>,
+        /// Hyperswarm discovery.
+        #[command(flatten)]
+        swarm: SwarmArgs,
     },
     /// Create a replica of database --key from a peer in --dir and download its full history.
     ///
-    /// The peer is kept in vitra.json ("peers") for `vitra sync`. Prints the key and the
-    /// length of each log. Exit 3 when the peer's logs fork (evidence saved under fraud/).
+    /// Give --peer, or --swarm to find peers by the index's discovery key on Hyperswarm
+    /// (or both). The peer (and the swarm setting) is kept in vitra.json ("peers", "swarm",
+    /// "bootstrap") for `vitra sync`. Prints the key and the length of each log. Exit 3 when
+    /// the peer's logs fork (evidence saved under fraud/); 1 when no peer answers in time.
     ///
     /// Example: vitra load --dir replica --key <pubkey> --peer 192.0.2.7:7000
+    /// Example: vitra load --dir replica --key <pubkey> --swarm --bootstrap 127.0.0.1:49737
     #[command(verbatim_doc_comment)]
     Load {
         /// The peer serving the database (`vitra serve --listen`).
-        #[arg(long, value_name = "HOST:PORT")]
-        peer: String,
+        #[arg(long, value_name = "HOST:PORT", required_unless_present_any = ["swarm", "bootstrap"])]
+        peer: Option<String>,
+        /// Hyperswarm discovery.
+        #[command(flatten)]
+        swarm: SwarmArgs,
         /// Seconds to wait for the download.
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         timeout: u64,
@@ -335,15 +353,20 @@ pub enum Command {
     /// Sync this replica from its peers: the latest state (index and oplog heads), or every
     /// block with --full.
     ///
-    /// Uses the --peer options, else the peers stored in vitra.json. Prints each log's length.
-    /// Exit 3 when a peer's logs fork (evidence saved under fraud/).
+    /// Uses the --peer / --swarm options, else the peers and swarm setting stored in
+    /// vitra.json. Prints each log's length. Exit 3 when a peer's logs fork (evidence saved
+    /// under fraud/).
     ///
     /// Example: vitra sync --full --dir replica
+    /// Example: vitra sync --dir replica --swarm --bootstrap 127.0.0.1:49737
     #[command(verbatim_doc_comment)]
     Sync {
         /// A peer to sync from (repeatable); default: vitra.json's "peers".
         #[arg(long, value_name = "HOST:PORT")]
         peer: Vec<String>,
+        /// Hyperswarm discovery.
+        #[command(flatten)]
+        swarm: SwarmArgs,
         /// Download the full history (needed by verify), not only the latest state.
         #[arg(long)]
         full: bool,
@@ -375,6 +398,30 @@ pub enum Command {
         /// The bytes, as hex.
         hex: String,
     },
+}
+
+/// Hyperswarm options of `serve`, `load` and `sync`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SwarmArgs {
+    /// Find peers on Hyperswarm by the discovery keys of the database's logs (as JS Vitra
+    /// does), on the public HyperDHT unless --bootstrap names a private one. Peers connect
+    /// only when one side's UDP port is directly reachable (no hole punching).
+    /// Example: vitra load --key <pubkey> --dir replica --swarm
+    #[arg(long, verbatim_doc_comment)]
+    pub swarm: bool,
+    /// A bootstrap node of the HyperDHT to use instead of the public one (repeatable;
+    /// implies --swarm), e.g. a local @hyperswarm/testnet.
+    /// Example: vitra serve --swarm --bootstrap 127.0.0.1:49737 --bootstrap 127.0.0.1:49738
+    #[arg(long, value_name = "HOST:PORT", verbatim_doc_comment)]
+    pub bootstrap: Vec<String>,
+}
+
+impl SwarmArgs {
+    /// The bootstrap nodes to use when swarming (empty: the public DHT), or `None` when
+    /// neither --swarm nor --bootstrap was given.
+    pub fn chosen(&self) -> Option<Vec<String>> {
+        (self.swarm || !self.bootstrap.is_empty()).then(|| self.bootstrap.clone())
+    }
 }
 
 /// `vitra oplog …`.
@@ -486,6 +533,11 @@ impl Output {
     }
 }
 
+/// A panic inside a dependency, held back by the panic hook: most are caught where we call
+/// into the crate (the `hyperswarm` crate's `todo!()`s become typed errors, reported as such),
+/// so it is printed only if it ends the command.
+static DEPENDENCY_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> u8 {
     // A bug must still end in one line, not a backtrace.
@@ -500,11 +552,31 @@ pub fn main() -> u8 {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: internal error{place}: {}", one_line(&message));
+        let line = format!("error: internal error{place}: {}", one_line(&message));
+        let in_dependency = info
+            .location()
+            .is_some_and(|l| l.file().contains("/.cargo/registry/"));
+        if in_dependency {
+            if let Ok(mut held) = DEPENDENCY_PANIC.lock() {
+                *held = Some(line);
+            }
+        } else {
+            eprintln!("{line}");
+        }
     }));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut output = Output::stdio();
-    run_args(&args, &mut output)
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_args(&args, &mut output)
+    })) {
+        Ok(code) => code,
+        Err(_) => {
+            if let Some(line) = DEPENDENCY_PANIC.lock().ok().and_then(|mut h| h.take()) {
+                eprintln!("{line}");
+            }
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// Parses and runs one command line (without the program name).

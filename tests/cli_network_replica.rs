@@ -147,17 +147,12 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
         &["call", "increment", "--params", r#"{"by": 1}"#, "--wait"],
         0,
     );
-    let out = assert_cmd::Command::cargo_bin("vitra")
-        .expect("binary")
-        .arg("--dir")
-        .arg(&replica)
-        .env("HOME", tmp.path())
-        .write_stdin(".sync\n.get /counter\n.syncall\n.verify\n.exit\n")
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("the REPL runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stdout = cli_support::repl(
+        &replica,
+        tmp.path(),
+        ".sync\n.get /counter\n.syncall\n.verify\n.exit\n",
+        60,
+    );
     assert!(stdout.contains(r#""value":10"#), "{stdout}");
     assert!(
         stdout.contains(&format!(
@@ -437,13 +432,7 @@ fn served_kv_with_a_participant_replica() -> (tempfile::TempDir, PathBuf, Server
         &["load", "--key", &key, "--peer", &server.addr],
         0,
     );
-    let oplog = ok(&replica, &["oplog", "create"], 0).trim().to_owned();
-    let invite = format!(r#"{{"pubkey": "{oplog}"}}"#);
-    ok(
-        &server_dir,
-        &["call", "invite", "--params", &invite, "--wait"],
-        0,
-    );
+    let oplog = cli_support::become_participant(&server_dir, &replica);
     (tmp, server_dir, server, replica, oplog)
 }
 
@@ -461,7 +450,6 @@ fn assert_claim_is_rejected_with_exit_4(dir: &Path) {
 #[test]
 fn call_wait_on_a_replica_returns_once_the_executor_processed_the_op() {
     let (_tmp, _server_dir, server, replica, _) = served_kv_with_a_participant_replica();
-    ok(&replica, &["sync"], 0);
     // No host on the replica: `--wait` itself carries the op to the executor and the ack back.
     ok(
         &replica,

@@ -214,8 +214,16 @@ pub fn dispatch(cli: Cli, args: &[String], out: &mut Output) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Repl => super::repl::run(&cli.global),
-        Command::Serve { listen, peer } => host::serve(&cli.global, listen.as_deref(), &peer, out),
-        Command::Load { peer, timeout } => super::sync::load(&cli.global, &peer, timeout, out),
+        Command::Serve {
+            listen,
+            peer,
+            swarm,
+        } => host::serve(&cli.global, listen.as_deref(), &peer, swarm.chosen(), out),
+        Command::Load {
+            peer,
+            swarm,
+            timeout,
+        } => super::sync::load(&cli.global, peer.as_deref(), swarm.chosen(), timeout, out),
         Command::Stop => host::stop(&dir_of(&cli.global)?, out),
         Command::Monitor { interval } => {
             let mut target = Target::open(&cli.global)?;
@@ -248,6 +256,7 @@ pub fn init(dir: &Path, contract: &Path, options: Options) -> Result<String> {
         created_oplog_pubkeys: db.local_oplog().map(hex::encode).into_iter().collect(),
         monitor: false,
         peers: Vec::new(),
+        swarm: None,
     }
     .write(dir)?;
     Ok(key)
@@ -419,9 +428,10 @@ pub fn execute(s: &mut Session, command: Command, out: &mut Output) -> Result<u8
         }
         Command::Sync {
             peer,
+            swarm,
             full,
             timeout,
-        } => super::sync::sync(s, &peer, full, timeout, out),
+        } => super::sync::sync(s, &peer, swarm.chosen(), full, timeout, out),
         other => Err(CliError::Refused(format!(
             "{} cannot run inside a session",
             command_name(&other)

@@ -3,7 +3,8 @@
 //! ```text
 //! <dir>/
 //!   vitra.json      {"vitraConfig": 1, "pubkey": hex, "createdOplogPubkeys": [hex…], "monitor": bool,
-//!                    "peers": ["HOST:PORT"…]}   (peers: where `vitra load` got a replica; JS ignores it)
+//!                    "peers": ["HOST:PORT"…], "swarm": true, "bootstrap": ["HOST:PORT"…]}
+//!                   (peers, swarm, bootstrap: how `vitra load` found the replica's source; JS ignores them)
 //!   cores/          the log store root (a corestore: cores/<dk[0:2]>/<dk[2:4]>/<dk>/…)
 //!   tx/<id>.json    transactions made by `call`, with results
 //!   fraud/<id>.json fraud proofs found by verify/monitor
@@ -42,6 +43,9 @@ pub struct Config {
     /// Peers (`HOST:PORT`) this replica syncs from (`vitra load` / `vitra sync`); written only
     /// when not empty, so a JS Vitra directory keeps its shape.
     pub peers: Vec<String>,
+    /// Whether this replica finds peers on Hyperswarm (`"swarm": true`), with the DHT's
+    /// bootstrap nodes (`"bootstrap"`; empty: the public DHT). Written only when swarming.
+    pub swarm: Option<Vec<String>>,
 }
 
 impl Config {
@@ -70,30 +74,14 @@ impl Config {
             .filter(|k| parse_key(k).is_some())
             .ok_or_else(|| bad("\"pubkey\" must be 64 hex characters"))?
             .to_owned();
-        let created_oplog_pubkeys = doc
-            .get("createdOplogPubkeys")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let created_oplog_pubkeys = string_list(doc.get("createdOplogPubkeys"));
         Ok(Some(Config {
             pubkey,
             created_oplog_pubkeys,
             monitor: doc.get("monitor").and_then(Json::as_bool).unwrap_or(false),
-            peers: doc
-                .get("peers")
-                .and_then(Json::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            peers: string_list(doc.get("peers")),
+            swarm: (doc.get("swarm").and_then(Json::as_bool) == Some(true))
+                .then(|| string_list(doc.get("bootstrap"))),
         }))
     }
 
@@ -108,8 +96,27 @@ impl Config {
         if !self.peers.is_empty() {
             doc["peers"] = json!(self.peers);
         }
+        if let Some(bootstrap) = &self.swarm {
+            doc["swarm"] = json!(true);
+            if !bootstrap.is_empty() {
+                doc["bootstrap"] = json!(bootstrap);
+            }
+        }
         write_json(&dir.join(CONFIG_FILE), &doc)
     }
+}
+
+/// The strings of a JSON array (other items skipped); empty when absent.
+fn string_list(value: Option<&Json>) -> Vec<String> {
+    value
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Writes a JSON file atomically (temp file + rename).

@@ -183,6 +183,7 @@ pub fn serve(
     global: &GlobalArgs,
     listen: Option<&str>,
     peers: &[String],
+    swarm: Option<Vec<String>>,
     out: &mut Output,
 ) -> Result<u8> {
     let dir = dir_of(global)?;
@@ -205,15 +206,18 @@ pub fn serve(
     };
     session.hosted = true;
     // Start networking before the socket exists, so a bad --listen leaves nothing behind.
+    let stored = Config::read(&dir)?;
     let peers = if peers.is_empty() {
-        Config::read(&dir)?.map(|c| c.peers).unwrap_or_default()
+        stored.as_ref().map(|c| c.peers.clone()).unwrap_or_default()
     } else {
         peers.to_vec()
     };
+    let swarm = swarm.or_else(|| stored.and_then(|c| c.swarm));
     let mut network = None;
     let mut bound = None;
-    if listen.is_some() || !peers.is_empty() {
-        let (net, addr) = super::sync::Network::start(&session, listen, &peers, out)?;
+    if listen.is_some() || !peers.is_empty() || swarm.is_some() {
+        let (net, addr) =
+            super::sync::Network::start(&session, listen, &peers, swarm.as_deref(), out)?;
         bound = addr;
         network = Some(net);
         // Acks reach this host by replication: `call --wait` can be held until they do.
@@ -242,6 +246,9 @@ pub fn serve(
     ));
     if let Some(bound) = bound {
         out.line(format!("listening on {bound}"));
+    }
+    if let Some(line) = network.as_ref().and_then(|n| n.swarm_summary(&session.db)) {
+        out.line(line);
     }
     let _ = out.out.flush();
     let idle = Duration::from_millis(20);

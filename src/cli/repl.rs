@@ -350,6 +350,7 @@ impl Repl {
                         created_oplog_pubkeys: Vec::new(),
                         monitor: false,
                         peers: Vec::new(),
+                        swarm: None,
                     }
                     .write(&self.dir)?;
                     self.out.line("wrote vitra.json");

@@ -1,8 +1,11 @@
 //! Networking of the command line: `vitra load` (a replica from a peer), `vitra sync` (catch
-//! up with peers) and the replication side of `vitra serve --listen` ([`Network`]).
+//! up with peers) and the replication side of `vitra serve --listen` ([`Network`]). Peers
+//! come by address (`--peer`, `--listen`) or from Hyperswarm (`--swarm`, see [`super::swarm`]).
 //!
-//! Replication futures are not `Send` (the database holds a QuickJS runtime), so each runs on
-//! a current-thread runtime, `block_on` on the thread that owns the database. Fork or split
+//! Replication futures are not `Send` (the database holds a QuickJS runtime), so each runs
+//! `block_on` on the thread that owns the database; the runtime has one worker thread of its
+//! own for the connections' tasks and the swarm, which then keep running (UDX timers, DHT
+//! replies) while that thread executes contracts or answers the host socket. Fork or split
 //! evidence a peer gives us is saved under `fraud/` like any fraud proof and reported.
 //!
 //! What it must never do: write `vitra.json` for a replica whose download failed, or keep a
@@ -10,6 +13,7 @@
 
 use super::commands::{dir_of, options, save_fraud_in, Session};
 use super::datadir::{key_arg, Config, Lock};
+use super::swarm::CliSwarm;
 use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
 use crate::database::replication_fraud_proofs;
 use crate::database::Database;
@@ -26,8 +30,13 @@ use std::time::{Duration, Instant};
 /// How long `vitra serve` waits for a peer it dials, and between attempts while it is down.
 const REDIAL: Duration = Duration::from_secs(5);
 
+/// How long `load`/`sync` wait with no working swarm peer before looking the index up again
+/// (a peer that announced late, or whose connection died, is dialed anew).
+const SWARM_RETRY: Duration = Duration::from_secs(5);
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(io_err("the network runtime"))
@@ -84,15 +93,28 @@ fn report_evidence(dir: &Path, rep: &Replicator, out: &mut Output) -> Result<usi
     Ok(proofs.len())
 }
 
-/// `vitra load --key K --peer HOST:PORT`: creates a replica of database K in the directory
-/// from the peer, downloads its full history, writes `vitra.json` (with the peer) and prints
-/// the key and the logs' lengths. Exit 3 when the peer's logs fork.
-pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> Result<u8> {
+/// `vitra load --key K (--peer HOST:PORT | --swarm)`: creates a replica of database K in the
+/// directory from the peer (or the peers Hyperswarm finds by the index's discovery key when
+/// `swarm` names the DHT's bootstrap nodes), downloads its full history, writes `vitra.json`
+/// (with the peer and swarm setting) and prints the key and the logs' lengths. Exit 3 when
+/// the peer's logs fork.
+pub fn load(
+    global: &GlobalArgs,
+    peer: Option<&str>,
+    swarm: Option<Vec<String>>,
+    timeout: u64,
+    out: &mut Output,
+) -> Result<u8> {
     let dir = dir_of(global)?;
     let key_text = global.key.as_deref().ok_or_else(|| {
         CliError::Refused("load needs the database's public key: --key PUBKEY".into())
     })?;
     let key = key_arg(key_text)?;
+    if peer.is_none() && swarm.is_none() {
+        return Err(CliError::Refused(
+            "load needs a peer: --peer HOST:PORT or --swarm".into(),
+        ));
+    }
     let lock = Lock::acquire(&dir)?;
     lock.set_role(&dir, "load")?;
     if let Some(config) = Config::read(&dir)? {
@@ -105,15 +127,36 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
     std::fs::create_dir_all(&root).map_err(io_err(&root))?;
     let rt = runtime()?;
     let mut rep = Replicator::new(ReplicatorConfig::default())?;
-    let spinner = super::commands::progress(out, None, &format!("downloading from {peer}"));
-    let loaded = rt.block_on(Database::load_from_peer(
-        &root,
-        &key,
-        peer,
-        options(global)?,
-        &mut rep,
-        Duration::from_secs(timeout),
-    ));
+    let what = match (peer, &swarm) {
+        (Some(peer), _) => format!("downloading from {peer}"),
+        (None, Some(bootstrap)) => {
+            format!("looking for peers on {}", super::swarm::describe(bootstrap))
+        }
+        (None, None) => String::new(),
+    };
+    let spinner = super::commands::progress(out, None, &what);
+    let options = options(global)?;
+    let loaded: Result<Database> = rt.block_on(async {
+        let mut db = Database::open_replica(&root, &key, options)?;
+        db.add_to_replicator(&mut rep, Download::Full);
+        if let Some(peer) = peer {
+            rep.connect(peer).await?;
+        }
+        let mut found = match &swarm {
+            Some(bootstrap) => Some(CliSwarm::start(bootstrap, &db, &rep, false, out).await?),
+            None => None,
+        };
+        download(
+            &mut db,
+            &mut rep,
+            found.as_mut(),
+            true,
+            Duration::from_secs(timeout),
+            out,
+        )
+        .await?;
+        Ok(db)
+    });
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
@@ -126,11 +169,83 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
         pubkey: hex::encode(key),
         created_oplog_pubkeys: Vec::new(),
         monitor: false,
-        peers: vec![peer.to_owned()],
+        peers: peer.map(str::to_owned).into_iter().collect(),
+        swarm,
     }
     .write(&dir)?;
     print_lengths(&db, out);
     Ok(EXIT_OK)
+}
+
+/// The error of a swarm sync that found no peer serving the database.
+fn no_source(sw: &CliSwarm, db: &Database, timeout: Duration) -> CliError {
+    CliError::Refused(format!(
+        "no peer found on {} for database {} within {} s (is a `vitra serve --swarm` on that \
+         DHT serving it, with a UDP port we can reach?)",
+        sw.dht,
+        hex::encode(db.key()),
+        timeout.as_secs()
+    ))
+}
+
+/// Downloads the full history (`full`) or the latest state of `db` from the peers connected
+/// to `rep` and those `swarm` finds, within `timeout`. With a swarm, the topics are looked up
+/// again every [`SWARM_RETRY`] while no peer is connected; finding none at all is a
+/// [`CliError::Refused`] naming the DHT.
+async fn download(
+    db: &mut Database,
+    rep: &mut Replicator,
+    mut swarm: Option<&mut CliSwarm>,
+    full: bool,
+    timeout: Duration,
+    out: &mut Output,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let slice = match swarm {
+            Some(_) => left.min(SWARM_RETRY),
+            None => left,
+        };
+        let result = if full {
+            db.sync_full_history(rep, slice).await
+        } else {
+            db.sync_latest(rep, slice).await
+        };
+        let Some(sw) = swarm.as_deref_mut() else {
+            return Ok(result?);
+        };
+        sw.report("", false, out);
+        match result {
+            // A peer that has no block of the index yet (another replica being loaded, a JS
+            // peer that joined the topic) is not a source: wait for one that has.
+            Ok(()) if db.index_len() == 0 => {
+                let wait = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(SWARM_RETRY);
+                match rep.run_until(db, wait, |db, _| db.index_len() > 0).await {
+                    Ok(()) => {}
+                    Err(ReplicateError::Timeout { .. }) => sw.refresh(),
+                    Err(e) => return Err(e.into()),
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(no_source(sw, db, timeout));
+                }
+            }
+            Ok(()) => return Ok(()),
+            Err(ReplicateError::Timeout { .. }) if tokio::time::Instant::now() < deadline => {
+                // No connection, or none that got as far as the index's sync (a swarm
+                // connection can die silently): dial what the lookup finds again.
+                if rep.peer_count() == 0 || !rep.has_synced_peer(&db.key()) {
+                    sw.refresh();
+                }
+            }
+            Err(ReplicateError::Timeout { .. }) if sw.connections == 0 || db.index_len() == 0 => {
+                return Err(no_source(sw, db, timeout))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `vitra sync [--peer HOST:PORT]… [--full]`: downloads the latest state (or, with `full`,
@@ -139,18 +254,24 @@ pub fn load(global: &GlobalArgs, peer: &str, timeout: u64, out: &mut Output) -> 
 pub fn sync(
     s: &mut Session,
     peers: &[String],
+    swarm: Option<Vec<String>>,
     full: bool,
     timeout: u64,
     out: &mut Output,
 ) -> Result<u8> {
-    let peers: Vec<String> = if peers.is_empty() {
-        Config::read(&s.dir)?.map(|c| c.peers).unwrap_or_default()
+    let (peers, swarm) = if peers.is_empty() && swarm.is_none() {
+        let stored = Config::read(&s.dir)?;
+        (
+            stored.as_ref().map(|c| c.peers.clone()).unwrap_or_default(),
+            stored.and_then(|c| c.swarm),
+        )
     } else {
-        peers.to_vec()
+        (peers.to_vec(), swarm)
     };
-    if peers.is_empty() {
+    if peers.is_empty() && swarm.is_none() {
         return Err(CliError::Refused(
-            "no peer to sync from: give --peer HOST:PORT (vitra load stores its peer)".into(),
+            "no peer to sync from: give --peer HOST:PORT or --swarm (vitra load stores what it used)"
+                .into(),
         ));
     }
     let rt = runtime()?;
@@ -172,7 +293,7 @@ pub fn sync(
                 Err(e) => failures.push(format!("{peer}: {e}")),
             }
         }
-        if failures.len() == peers.len() {
+        if !peers.is_empty() && failures.len() == peers.len() && swarm.is_none() {
             return Err(CliError::Refused(format!(
                 "no peer reachable ({})",
                 failures.join("; ")
@@ -181,12 +302,11 @@ pub fn sync(
         for failure in &failures {
             out.eline(format!("warning: {failure}"));
         }
-        if full {
-            db.sync_full_history(&mut rep, timeout).await?;
-        } else {
-            db.sync_latest(&mut rep, timeout).await?;
-        }
-        Ok(())
+        let mut found = match &swarm {
+            Some(bootstrap) => Some(CliSwarm::start(bootstrap, db, &rep, false, out).await?),
+            None => None,
+        };
+        download(db, &mut rep, found.as_mut(), full, timeout, out).await
     });
     if let Some(bar) = spinner {
         bar.finish_and_clear();
@@ -217,15 +337,20 @@ pub struct Network {
     reported: usize,
     /// Peers to stay connected to: address, connection id while up, last attempt.
     dialed: Vec<(String, Option<u64>, Option<Instant>)>,
+    /// The Hyperswarm announcing and looking up the logs' discovery keys (`--swarm`).
+    swarm: Option<CliSwarm>,
 }
 
 impl Network {
     /// Starts replicating the session's database: listens on `listen` when given (returning
-    /// the bound address) and dials `peers` (now and whenever their connection drops).
+    /// the bound address), dials `peers` (now and whenever their connection drops) and, with
+    /// `swarm` (the DHT's bootstrap nodes; empty: the public DHT), announces and looks up the
+    /// discovery keys of its logs on Hyperswarm.
     pub fn start(
         session: &Session,
         listen: Option<&str>,
         peers: &[String],
+        swarm: Option<&[String]>,
         out: &mut Output,
     ) -> Result<(Network, Option<SocketAddr>)> {
         let rt = runtime()?;
@@ -238,16 +363,44 @@ impl Network {
             Some(addr) => Some(rt.block_on(rep.listen(addr))?),
             None => None,
         };
+        let swarm = match swarm {
+            Some(bootstrap) => {
+                Some(rt.block_on(CliSwarm::start(bootstrap, &session.db, &rep, true, out))?)
+            }
+            None => None,
+        };
         let mut net = Network {
             rt,
             rep,
             lengths: Vec::new(),
             reported: 0,
             dialed: peers.iter().map(|p| (p.clone(), None, None)).collect(),
+            swarm,
         };
         net.lengths = net.snapshot(&session.db);
         net.redial(out);
         Ok((net, bound))
+    }
+
+    /// `swarm: announced N discovery keys, looking up M on DHT as KEY (UDP ADDR)` when
+    /// swarming.
+    pub fn swarm_summary(&self, db: &Database) -> Option<String> {
+        self.swarm.as_ref().map(|sw| {
+            let modes: Vec<(bool, bool)> = LogSet::keys(db)
+                .iter()
+                .map(|k| super::swarm::modes(db, k, true))
+                .collect();
+            format!(
+                "swarm: announced {} discovery keys, looking up {} on {} as {}{}",
+                modes.iter().filter(|m| m.0).count(),
+                modes.iter().filter(|m| m.1).count(),
+                sw.dht,
+                sw.public_key,
+                sw.local_addr
+                    .map(|a| format!(" (UDP {a})"))
+                    .unwrap_or_default()
+            )
+        })
     }
 
     /// Dials the peers that are down and were not tried for [`REDIAL`].
@@ -299,6 +452,9 @@ impl Network {
                 .any(|(k, _, _)| !self.lengths.iter().any(|(k2, _, _)| k2 == k))
         {
             session.db.add_to_replicator(&mut self.rep, Download::Full);
+            if let Some(sw) = self.swarm.as_mut() {
+                sw.join_new(&session.db);
+            }
         }
         for (key, len, fork) in &now {
             if !self.lengths.contains(&(*key, *len, *fork)) {
@@ -329,6 +485,9 @@ impl Network {
             .filter_map(|(a, id, _)| id.map(|id| (id, a.clone())))
             .collect();
         warn_failed_peers(&mut self.rep, &names, out);
+        if let Some(sw) = self.swarm.as_mut() {
+            sw.report("host: ", true, out);
+        }
         let proofs = replication_fraud_proofs(&self.rep);
         if proofs.len() > self.reported {
             for proof in proofs.iter().skip(self.reported) {
@@ -346,17 +505,20 @@ impl Network {
 }
 
 /// `vitra call --wait` on a replica that is not the executor: connects to the peers stored in
-/// `vitra.json`, serves this instance's oplog to them (the executor downloads the new
-/// operations from it) and follows the index until every operation of `tx` is acked, or
-/// `timeout` passes. `Ok(false)` when there is no stored peer.
+/// `vitra.json` (and to those Hyperswarm finds when it says `"swarm"`), serves this
+/// instance's oplog to them (the executor downloads the new operations from it) and follows
+/// the index until every operation of `tx` is acked, or `timeout` passes. `Ok(false)` when
+/// there is no stored peer.
 pub fn wait_processed(
     s: &mut Session,
     tx: &Transaction,
     timeout: Duration,
     out: &mut Output,
 ) -> Result<bool> {
-    let peers = Config::read(&s.dir)?.map(|c| c.peers).unwrap_or_default();
-    if peers.is_empty() {
+    let stored = Config::read(&s.dir)?;
+    let peers = stored.as_ref().map(|c| c.peers.clone()).unwrap_or_default();
+    let swarm = stored.and_then(|c| c.swarm);
+    if peers.is_empty() && swarm.is_none() {
         return Ok(false);
     }
     let rt = runtime()?;
@@ -372,17 +534,40 @@ pub fn wait_processed(
                 Err(e) => out.eline(format!("warning: peer {peer}: {e}")),
             }
         }
-        if !connected {
+        if !connected && swarm.is_none() {
             return Err(CliError::Refused(format!(
                 "cannot wait for transaction {}: no stored peer answered ({})",
                 tx.id(),
                 peers.join(", ")
             )));
         }
-        match db.when_processed_replicated(&mut rep, tx, timeout).await {
-            Ok(_) => Ok(true),
-            Err(ReplicateError::Timeout { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
+        let mut found = match &swarm {
+            Some(bootstrap) => Some(CliSwarm::start(bootstrap, db, &rep, false, out).await?),
+            None => None,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut looked_up = tokio::time::Instant::now();
+        loop {
+            if let Some(sw) = found.as_mut() {
+                sw.report("", false, out);
+                if rep.peer_count() == 0 && looked_up.elapsed() >= SWARM_RETRY {
+                    sw.refresh();
+                    looked_up = tokio::time::Instant::now();
+                }
+            }
+            // Blocks of the index may still be on their way (the new length arrives before
+            // them): reading them fails until they are here.
+            match db.is_processed(tx) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            db.run_replication(&mut rep, Some(Duration::from_millis(200)))
+                .await?;
         }
     });
     if let Some(bar) = spinner {

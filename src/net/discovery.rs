@@ -8,6 +8,8 @@
 //!   its index log and of every oplog) and [`Swarm::next_peer`] yields each peer that
 //!   connected, as a [`SwarmPeer`]: the remote public key, our role and an encrypted
 //!   message stream ([`SwarmStream`]) that a JS Hyperswarm peer sees as its `connection`.
+//! - [`supervised`]: a [`Swarm`] kept running for a long-lived peer: every connection goes to a
+//!   sink (e.g. a replicator's queue) and a swarm that stops is replaced after a backoff.
 //!
 //! The Hyperswarm connection is a UDX stream whose Noise handshake ran through the DHT, so it
 //! arrives already encrypted (by the crate's own secret stream): it carries the same
@@ -36,9 +38,11 @@
 //! connections are not affected).
 
 pub mod direct;
+pub mod supervised;
 pub mod swarm;
 
 pub use direct::{connect_direct, DirectListener};
+pub use supervised::{SupervisedSwarm, SwarmStatus};
 pub use swarm::{Bootstrap, Swarm, SwarmConfig, SwarmPeer, SwarmReader, SwarmStream, SwarmWriter};
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -17,7 +17,8 @@ pub fn contract(name: &str) -> PathBuf {
 pub fn vitra(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("vitra").expect("the vitra binary is built");
     cmd.args(args).arg("--dir").arg(dir);
-    cmd.timeout(std::time::Duration::from_secs(60));
+    // Above the longest --timeout a test gives (swarm syncs: 150 s).
+    cmd.timeout(std::time::Duration::from_secs(180));
     cmd
 }
 
@@ -118,4 +119,36 @@ pub fn assert_reads_as_manifest(dir: &Path, key: &str, m: &Json, name: &str) {
         verified["length"], m["indexLength"],
         "{name}: verified length"
     );
+}
+
+/// Runs the REPL on `dir` with `input` (HOME in `home`, for its history file), insisting on
+/// success within `secs`; returns its stdout.
+pub fn repl(dir: &Path, home: &Path, input: &str, secs: u64) -> String {
+    let out = Command::cargo_bin("vitra")
+        .expect("binary")
+        .arg("--dir")
+        .arg(dir)
+        .env("HOME", home)
+        .write_stdin(input)
+        .timeout(std::time::Duration::from_secs(secs))
+        .output()
+        .expect("the REPL runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    stdout
+}
+
+/// Makes the replica in `replica` a participant of the kv.js database executed in
+/// `executor`: creates an oplog there, invites it on the executor, syncs the replica from its
+/// stored peers. Returns the oplog's key.
+pub fn become_participant(executor: &Path, replica: &Path) -> String {
+    let oplog = ok(replica, &["oplog", "create"], 0).trim().to_owned();
+    let invite = format!(r#"{{"pubkey": "{oplog}"}}"#);
+    ok(
+        executor,
+        &["call", "invite", "--params", &invite, "--wait"],
+        0,
+    );
+    ok(replica, &["sync", "--timeout", "150"], 0);
+    oplog
 }
