@@ -6,7 +6,7 @@
 mod cli_support;
 mod replicate_support;
 
-use cli_support::{init, json, ok, run};
+use cli_support::{index_len_of, index_length, init, json, ok, run};
 use serde_json::Value as Json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -65,22 +65,6 @@ impl Drop for Server {
     }
 }
 
-/// The `index KEY LENGTH` line of load/sync output.
-fn index_length(stdout: &str, key: &str) -> u64 {
-    let prefix = format!("index {key} ");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no index length line in {stdout:?}"))
-}
-
-fn server_index_length(dir: &Path) -> u64 {
-    json(&ok(dir, &["info", "--json"], 0))["index"]["length"]
-        .as_u64()
-        .expect("index length")
-}
-
 #[test]
 fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
     let (tmp, server_dir, key) = init("counter.js");
@@ -99,7 +83,7 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
     );
     assert_eq!(
         index_length(&loaded, &key),
-        server_index_length(&server_dir),
+        index_len_of(&server_dir),
         "the replica has the server's whole index"
     );
     let config = json(&std::fs::read_to_string(replica.join("vitra.json")).expect("vitra.json"));
@@ -116,10 +100,7 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
         0,
     );
     let synced = ok(&replica, &["sync"], 0);
-    assert_eq!(
-        index_length(&synced, &key),
-        server_index_length(&server_dir)
-    );
+    assert_eq!(index_length(&synced, &key), index_len_of(&server_dir));
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "5");
 
     // And with the full history the replica still verifies the new operations.
@@ -129,17 +110,11 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
         0,
     );
     let synced = ok(&replica, &["sync", "--full"], 0);
-    assert_eq!(
-        index_length(&synced, &key),
-        server_index_length(&server_dir)
-    );
+    assert_eq!(index_length(&synced, &key), index_len_of(&server_dir));
     assert_eq!(ok(&replica, &["get", "/counter"], 0).trim(), "9");
     let verified = json(&ok(&replica, &["verify", "--json"], 0));
     assert_eq!(verified["verified"], true);
-    assert_eq!(
-        verified["length"].as_u64(),
-        Some(server_index_length(&server_dir))
-    );
+    assert_eq!(verified["length"].as_u64(), Some(index_len_of(&server_dir)));
 
     // The REPL's .sync and .syncall do the same.
     ok(
@@ -157,7 +132,7 @@ fn a_replica_loads_verifies_and_follows_calls_made_on_the_server() {
     assert!(
         stdout.contains(&format!(
             "verified {} index blocks",
-            server_index_length(&server_dir)
+            index_len_of(&server_dir)
         )),
         "{stdout}"
     );

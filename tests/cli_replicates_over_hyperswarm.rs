@@ -11,9 +11,9 @@
 
 mod cli_support;
 
-use cli_support::{contract, init, json, ok, run};
+use cli_support::{contract, index_len_of, index_length, init, json, ok, run};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -253,20 +253,34 @@ impl Drop for Host {
     }
 }
 
-/// The `index KEY LENGTH` line of load/sync output.
-fn index_length(stdout: &str, key: &str) -> u64 {
-    let prefix = format!("index {key} ");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no index length line in {stdout:?}"))
+/// A database served with `vitra serve --swarm` on a new local testnet (dropping it stops
+/// both).
+struct Served {
+    tmp: tempfile::TempDir,
+    server_dir: PathBuf,
+    key: String,
+    net: Testnet,
+    /// The testnet's bootstrap address.
+    bs: String,
+    host: Host,
 }
 
-fn index_len_of(dir: &Path) -> u64 {
-    json(&ok(dir, &["info", "--json"], 0))["index"]["length"]
-        .as_u64()
-        .expect("index length")
+/// Creates a database of `contract`, lets `prepare` make calls on it, then serves it on a new
+/// testnet.
+fn served_on_a_testnet(contract: &str, prepare: impl FnOnce(&Path)) -> Served {
+    let (tmp, server_dir, key) = init(contract);
+    prepare(&server_dir);
+    let net = Testnet::start();
+    let bs = net.bootstrap.clone();
+    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    Served {
+        tmp,
+        server_dir,
+        key,
+        net,
+        bs,
+        host,
+    }
 }
 
 /// `vitra load --key KEY --swarm --bootstrap BS --timeout 150` into `replica`.
@@ -292,11 +306,14 @@ fn increment(dir: &Path, by: u32) {
 #[test]
 fn a_replica_found_on_the_swarm_loads_verifies_and_syncs_later_calls() {
     let _serial = serial();
-    let (tmp, server_dir, key) = init("counter.js");
-    increment(&server_dir, 2);
-    let net = Testnet::start();
-    let bs = net.bootstrap.clone();
-    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    let Served {
+        tmp,
+        server_dir,
+        key,
+        net: _net,
+        bs,
+        host,
+    } = served_on_a_testnet("counter.js", |dir| increment(dir, 2));
 
     let replica = tmp.path().join("replica");
     let started = Instant::now();
@@ -355,11 +372,14 @@ fn a_replica_found_on_the_swarm_loads_verifies_and_syncs_later_calls() {
 #[test]
 fn a_js_hyperswarm_peer_finds_vitra_serve_swarm_and_reads_its_index() {
     let _serial = serial();
-    let (tmp, server_dir, key) = init("counter.js");
-    increment(&server_dir, 2);
-    let net = Testnet::start();
-    let bs = net.bootstrap.clone();
-    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    let Served {
+        tmp: _tmp,
+        server_dir,
+        key,
+        net: _net,
+        bs,
+        host,
+    } = served_on_a_testnet("counter.js", |dir| increment(dir, 2));
     let source = std::fs::read_to_string(contract("counter.js")).expect("contract");
     for (by, counter) in [(0, 2), (5, 7)] {
         // The second round: a new call, read by a new JS peer.
@@ -389,11 +409,14 @@ fn a_js_hyperswarm_peer_finds_vitra_serve_swarm_and_reads_its_index() {
 #[test]
 fn serve_rebinds_its_swarm_after_it_stops_and_keeps_executing() {
     let _serial = serial();
-    let (tmp, server_dir, key) = init("counter.js");
-    increment(&server_dir, 1);
-    let mut net = Testnet::start();
-    let bs = net.bootstrap.clone();
-    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    let Served {
+        tmp,
+        server_dir,
+        key,
+        mut net,
+        bs,
+        host,
+    } = served_on_a_testnet("counter.js", |dir| increment(dir, 1));
     net.command(&format!("poke {} 1", host.udp));
     net.wait_for("poked", 30);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -477,11 +500,16 @@ fn load_with_nobody_on_the_swarm_fails_with_one_line_and_leaves_no_database() {
 #[test]
 fn a_participant_replica_calls_and_syncs_over_the_swarm() {
     let _serial = serial();
-    let (tmp, server_dir, key) = init("kv.js");
-    ok(&server_dir, &["call", "claim", "--wait"], 0);
-    let net = Testnet::start();
-    let bs = net.bootstrap.clone();
-    let host = Host::start(&server_dir, &bs, &tmp.path().join("host.log"));
+    let Served {
+        tmp,
+        server_dir,
+        key,
+        net: _net,
+        bs,
+        host,
+    } = served_on_a_testnet("kv.js", |dir| {
+        ok(dir, &["call", "claim", "--wait"], 0);
+    });
     let replica = tmp.path().join("replica");
     let r = load_over_swarm(&replica, &key, &bs);
     assert_eq!(r.code, 0, "load: {}", r.stderr);

@@ -152,3 +152,20 @@ pub fn become_participant(executor: &Path, replica: &Path) -> String {
     ok(replica, &["sync", "--timeout", "150"], 0);
     oplog
 }
+
+/// The `index KEY LENGTH` line of `vitra load` / `vitra sync` output.
+pub fn index_length(stdout: &str, key: &str) -> u64 {
+    let prefix = format!("index {key} ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no index length line in {stdout:?}"))
+}
+
+/// The index length `vitra info --json` reports for `dir`.
+pub fn index_len_of(dir: &Path) -> u64 {
+    json(&ok(dir, &["info", "--json"], 0))["index"]["length"]
+        .as_u64()
+        .expect("index length")
+}
