@@ -107,7 +107,7 @@ impl Config {
 }
 
 /// The strings of a JSON array (other items skipped); empty when absent.
-fn string_list(value: Option<&Json>) -> Vec<String> {
+pub(crate) fn string_list(value: Option<&Json>) -> Vec<String> {
     value
         .and_then(Json::as_array)
         .map(|a| {

@@ -392,16 +392,7 @@ fn handle(
         reply(&stream, EXIT_OK, "host stopped\n", "");
         return true;
     }
-    let args: Vec<String> = doc
-        .get("args")
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let args = super::datadir::string_list(doc.get("args"));
     let (code, stdout, stderr) = capture_output(|out| run_in_session(session, &args, out));
     if let Some(call) = session.deferred.take() {
         waiting.push(Waiting {
