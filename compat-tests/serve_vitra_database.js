@@ -4,7 +4,7 @@
 // serves them all on one connection per peer, as JS Vitra (corestore) does: loopback TCP,
 // @hyperswarm/secret-stream (we are the responder), `core.replicate(stream)` for the index and
 // every oplog. For tests/js_serves_a_vitra_database.rs.
-// usage: node serve_vitra_database.js <dir> [11 <secret key hex>...]
+// usage: [SERVE_VITRA_BOOTSTRAP=HOST:PORT] node serve_vitra_database.js <dir> [11 <secret key hex>...]
 //   With "11" and the cores' secret keys (64 bytes hex each, libsodium layout), JS Hypercore
 //   11.39.5 (compat cores, its own storage) serves instead: each core is written anew under its
 //   key pair with the blocks read from <dir>, so keys, blocks and trees stay JS Vitra's and the
@@ -66,6 +66,21 @@ async function main () {
     for (let i = 0; i < cores.length; i++) cores[i] = await rewriteWith11(cores[i])
   } else if (rewrite !== undefined) {
     throw new Error('unknown option ' + rewrite)
+  }
+  // SERVE_VITRA_BOOTSTRAP=HOST:PORT: also announce every core's discovery key on that DHT
+  // (as JS Vitra's swarm does) and replicate them all on each Hyperswarm connection.
+  const bootstrap = process.env.SERVE_VITRA_BOOTSTRAP
+  if (bootstrap) {
+    const Hyperswarm = require('hyperswarm')
+    const [host, port] = bootstrap.split(':')
+    const swarm = new Hyperswarm({ bootstrap: [{ host, port: Number(port) }] })
+    swarm.on('connection', (socket) => {
+      socket.on('error', (err) => out({ event: 'error', message: err.message }))
+      for (const core of cores) core.replicate(socket)
+      out({ event: 'connect' })
+    })
+    for (const core of cores) swarm.join(core.discoveryKey, { server: true, client: false })
+    await swarm.flush()
   }
   const server = net.createServer((socket) => replicateOver(socket, false, cores))
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))

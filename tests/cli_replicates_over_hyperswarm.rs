@@ -544,3 +544,60 @@ fn a_participant_replica_calls_and_syncs_over_the_swarm() {
     let stdout = cli_support::repl(&replica, tmp.path(), ".sync\n.get /values/x\n.exit\n", 120);
     assert!(stdout.contains(r#""value":8"#), "{stdout}");
 }
+
+/// `node compat-tests/serve_vitra_database.js DIR` announcing every core of a JS Vitra data
+/// directory on the testnet `bootstrap` (JS Hyperswarm 4.17 + JS Hypercore 10.38), killed when
+/// dropped.
+struct JsSwarmServer {
+    child: Child,
+}
+
+impl JsSwarmServer {
+    fn start(dir: &Path, bootstrap: &str) -> JsSwarmServer {
+        let compat = cli_support::repo().join("compat-tests");
+        let mut child = Command::new("node")
+            .arg(compat.join("serve_vitra_database.js"))
+            .arg(dir)
+            .env("SERVE_VITRA_BOOTSTRAP", bootstrap)
+            .current_dir(&compat)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `node serve_vitra_database.js`: {e}"));
+        let lines = lines_of(child.stdout.take().expect("piped stdout"));
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains(r#""event":"ready""#) => JsSwarmServer { child },
+            other => {
+                let _ = child.kill();
+                panic!("serve_vitra_database.js did not get ready: {other:?}")
+            }
+        }
+    }
+}
+
+impl Drop for JsSwarmServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The other direction of discovery: JS holds a database JS Vitra 0.1.3 wrote and announces
+/// its logs on the testnet; `vitra load --swarm` finds it by the index's discovery key, dials
+/// it, downloads the index and the oplog, and the replica reads and verifies as JS Vitra said.
+#[test]
+fn vitra_load_finds_a_js_hyperswarm_peer_serving_a_js_vitra_database() {
+    let _serial = serial();
+    let (tmp, dir, key, manifest) = cli_support::fixture("counter");
+    let net = Testnet::start();
+    let _js = JsSwarmServer::start(&dir, &net.bootstrap);
+    let replica = tmp.path().join("replica");
+    let r = load_over_swarm(&replica, &key, &net.bootstrap);
+    assert_eq!(r.code, 0, "load: {}", r.stderr);
+    assert_eq!(
+        index_length(&r.stdout, &key),
+        manifest["indexLength"].as_u64().expect("indexLength")
+    );
+    cli_support::assert_reads_as_manifest(&replica, &key, &manifest, "counter over the swarm");
+}
