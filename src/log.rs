@@ -1322,17 +1322,8 @@ impl Log {
         if self.header.hints.contiguous_length == old {
             self.header.hints.contiguous_length = length;
         }
-        self.roots = roots;
-        self.length = length;
-        self.byte_length = self.byte_length.saturating_add(total as u64);
-        self.signature = signature.to_vec();
-        self.header.tree = TreeHeader {
-            fork: self.fork,
-            length,
-            root_hash: th.to_vec(),
-            signature: signature.to_vec(),
-        };
-        self.record_head(head);
+        let byte_length = self.byte_length.saturating_add(total as u64);
+        self.adopt_head(roots, byte_length, head);
         if self.oplog_bytes >= self.checkpoint_bytes
             || self.data_since_checkpoint >= CHECKPOINT_DATA_BYTES
         {
@@ -1347,6 +1338,23 @@ impl Log {
     pub(crate) fn record_head(&mut self, head: SignedHead) {
         self.heads.push(head);
         let _ = self.write_pending_heads();
+    }
+
+    /// Makes `head` (verified, and committed by a synced oplog entry) the log's current head,
+    /// over `roots` holding `byte_length` bytes, and records it in the history.
+    pub(crate) fn adopt_head(&mut self, roots: Vec<Node>, byte_length: u64, head: SignedHead) {
+        self.roots = roots;
+        self.length = head.length;
+        self.byte_length = byte_length;
+        self.fork = head.fork;
+        self.signature = head.signature.to_vec();
+        self.header.tree = TreeHeader {
+            fork: head.fork,
+            length: head.length,
+            root_hash: head.tree_hash.to_vec(),
+            signature: head.signature.to_vec(),
+        };
+        self.record_head(head);
     }
 
     fn write_pending_heads(&mut self) -> Result<()> {

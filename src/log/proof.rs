@@ -5,7 +5,7 @@
 //! checks a self-contained proof (upgrade from 0) with nothing but the public key.
 
 use super::crypto;
-use super::oplog::{BitfieldUpdate, Entry, Manifest, TreeHeader, TreeUpgrade};
+use super::oplog::{BitfieldUpdate, Entry, Manifest, TreeUpgrade};
 use super::tree::{self, Iter, Node};
 use super::{detect_scheme, Log, LogError, Result, SignedHead};
 use crate::compact::{put_buffer, put_uint, DecodeError, Reader, Writer};
@@ -1217,18 +1217,7 @@ impl Log {
             self.header.hints.contiguous_length = c;
         }
         if let (true, Some(h)) = (upgraded, &head) {
-            self.roots = batch.roots.clone();
-            self.length = h.length;
-            self.byte_length = batch.byte_length;
-            self.fork = h.fork;
-            self.signature = h.signature.to_vec();
-            self.header.tree = TreeHeader {
-                fork: h.fork,
-                length: h.length,
-                root_hash: h.tree_hash.to_vec(),
-                signature: h.signature.to_vec(),
-            };
-            self.record_head(h.clone());
+            self.adopt_head(batch.roots.clone(), batch.byte_length, h.clone());
         }
         if self.oplog_bytes >= self.checkpoint_bytes {
             self.flush()?;
@@ -1314,18 +1303,7 @@ impl Log {
         if self.header.hints.contiguous_length > ancestors {
             self.header.hints.contiguous_length = ancestors;
         }
-        self.roots = batch.roots.clone();
-        self.length = head.length;
-        self.byte_length = batch.byte_length;
-        self.fork = head.fork;
-        self.signature = head.signature.to_vec();
-        self.header.tree = TreeHeader {
-            fork: head.fork,
-            length: head.length,
-            root_hash: head.tree_hash.to_vec(),
-            signature: head.signature.to_vec(),
-        };
-        self.record_head(head);
+        self.adopt_head(batch.roots.clone(), batch.byte_length, head);
         self.flush()?;
         // A block carried by the proof is stored like any other verified block.
         if let Some(b) = &proof.block {
