@@ -145,18 +145,11 @@ async fn supervise(
     loop {
         let swarm = match current.take() {
             Some(s) => s,
-            None => match Swarm::bind(config.clone()).await {
+            None => match Swarm::bind(config.clone())
+                .await
+                .and_then(|s| join_all(&s, &topics).map(|()| s))
+            {
                 Ok(s) => {
-                    if let Err(error) = join_all(&s, &topics) {
-                        let _ = status.send(SwarmStatus::Failed {
-                            error,
-                            retry_in: backoff,
-                        });
-                        if !wait(&mut commands, &mut topics, &mut backoff).await {
-                            return;
-                        }
-                        continue;
-                    }
                     let _ = status.send(SwarmStatus::Rebound {
                         local_addr: s.local_addr().ok(),
                         public_key: s.public_key(),
