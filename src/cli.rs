@@ -531,6 +531,19 @@ impl Output {
     pub fn eline(&mut self, text: impl std::fmt::Display) {
         let _ = writeln!(self.err, "{text}");
     }
+
+    /// Reports `error` as the one `error: …` line on stderr.
+    pub fn error(&mut self, error: &dyn std::fmt::Display) {
+        self.eline(format!("error: {}", one_line(&error.to_string())));
+    }
+
+    /// A command's exit code: its own, or [`EXIT_FAILURE`] once its error is reported.
+    pub fn exit_code(&mut self, result: Result<u8>) -> u8 {
+        result.unwrap_or_else(|e| {
+            self.error(&e);
+            EXIT_FAILURE
+        })
+    }
 }
 
 /// A panic inside a dependency, held back by the panic hook: most are caught where we call
@@ -593,13 +606,8 @@ pub fn run_args(args: &[String], output: &mut Output) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match commands::dispatch(cli, args, output) {
-        Ok(code) => code,
-        Err(e) => {
-            output.eline(format!("error: {}", one_line(&e.to_string())));
-            EXIT_FAILURE
-        }
-    }
+    let result = commands::dispatch(cli, args, output);
+    output.exit_code(result)
 }
 
 /// Collapses a message to one line.

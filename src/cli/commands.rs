@@ -281,13 +281,8 @@ pub fn run_in_session(session: &mut Session, args: &[String], out: &mut Output) 
         out.eline("error: the REPL cannot run inside a host process");
         return EXIT_FAILURE;
     };
-    match execute(session, command, out) {
-        Ok(code) => code,
-        Err(e) => {
-            out.eline(format!("error: {}", one_line(&e.to_string())));
-            EXIT_FAILURE
-        }
-    }
+    let result = execute(session, command, out);
+    out.exit_code(result)
 }
 
 fn compact(doc: &Json) -> String {

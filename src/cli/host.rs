@@ -120,17 +120,15 @@ impl Target {
     pub fn run(&mut self, args: &[String], out: &mut Output) -> u8 {
         match self {
             Target::Local(session) => run_in_session(session, args, out),
-            Target::Remote(socket) => match request(socket, &json!({"args": args})) {
-                Ok((code, stdout, stderr)) => {
-                    let _ = out.out.write_all(stdout.as_bytes());
-                    let _ = out.err.write_all(stderr.as_bytes());
-                    code
-                }
-                Err(e) => {
-                    out.eline(format!("error: {}", super::one_line(&e.to_string())));
-                    super::EXIT_FAILURE
-                }
-            },
+            Target::Remote(socket) => {
+                let answer =
+                    request(socket, &json!({"args": args})).map(|(code, stdout, stderr)| {
+                        let _ = out.out.write_all(stdout.as_bytes());
+                        let _ = out.err.write_all(stderr.as_bytes());
+                        code
+                    });
+                out.exit_code(answer)
+            }
         }
     }
 
@@ -352,10 +350,7 @@ fn answer_waiting(session: &mut Session, waiting: &mut Vec<Waiting>, all: bool) 
                     CALL_WAIT.as_secs()
                 )))
             };
-            result.unwrap_or_else(|e| {
-                out.eline(format!("error: {}", super::one_line(&e.to_string())));
-                super::EXIT_FAILURE
-            })
+            out.exit_code(result)
         });
         reply(
             &w.stream,

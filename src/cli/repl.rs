@@ -177,8 +177,7 @@ pub fn run(global: &GlobalArgs) -> Result<u8> {
             break;
         }
         if let Err(e) = repl.command(line, &mut editor) {
-            repl.out
-                .eline(format!("error: {}", super::one_line(&e.to_string())));
+            repl.out.error(&e);
         }
         if repl.monitor && !line.starts_with(".monitor") && !line.starts_with(".verify") {
             repl.check();
@@ -213,9 +212,7 @@ impl Repl {
                 self.target = Some(t);
                 self.status();
             }
-            Err(e) => self
-                .out
-                .eline(format!("error: {}", super::one_line(&e.to_string()))),
+            Err(e) => self.out.error(&e),
         }
     }
 
