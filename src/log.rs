@@ -348,6 +348,8 @@ pub struct Log {
     headers: [u8; 2],
     oplog_bytes: u64,
     key_pair: KeyPair,
+    /// `key_pair`'s signing key, derived once (`None` when read-only).
+    signer: Option<crypto::Signer>,
     length: u64,
     byte_length: u64,
     fork: u64,
@@ -461,6 +463,7 @@ impl Log {
             header,
             headers: [1, 0],
             oplog_bytes: 0,
+            signer: crypto::Signer::new(&key_pair),
             key_pair,
             length: 0,
             byte_length: 0,
@@ -591,6 +594,7 @@ impl Log {
             files,
             headers: state.headers,
             oplog_bytes: state.entries_byte_length,
+            signer: crypto::Signer::new(&key_pair),
             key_pair,
             length: 0,
             byte_length: 0,
@@ -1182,7 +1186,7 @@ impl Log {
 
     /// Signs `message` with the log's secret key (`None` when read-only).
     pub fn sign(&self, message: &[u8]) -> Option<[u8; 64]> {
-        self.key_pair.sign(message)
+        self.signer.as_ref().map(|signer| signer.sign(message))
     }
 
     /// Verifies `signature` over `message` with the log's public key.
@@ -1268,7 +1272,6 @@ impl Log {
         }
         let th = crypto::tree_hash(&roots);
         let signature = self
-            .key_pair
             .sign(&self.scheme.signable(&th, length, self.fork))
             .ok_or_else(|| LogError::NotWritable {
                 key: hexkey(&self.key_pair.public_key),
@@ -1416,7 +1419,6 @@ impl Log {
         let mut head = None;
         let signature = if new_length > 0 {
             let sig = self
-                .key_pair
                 .sign(&self.scheme.signable(&th, new_length, fork))
                 .ok_or_else(|| LogError::NotWritable {
                     key: hexkey(&self.key_pair.public_key),

@@ -187,12 +187,30 @@ impl KeyPair {
         }
     }
 
-    /// Signs `message`; `None` without a secret key.
+    /// Signs `message`; `None` without a secret key. Each call derives the signing key
+    /// anew; to sign many messages, keep a [`Signer`].
     pub fn sign(&self, message: &[u8]) -> Option<[u8; 64]> {
-        let sk = self.secret_key.as_ref()?;
+        Some(Signer::new(self)?.sign(message))
+    }
+}
+
+/// A secret key ready to sign. Deriving an Ed25519 signing key from its seed costs a base
+/// point multiplication, as much as the signature itself; a signer does it once.
+#[derive(Clone)]
+pub struct Signer(SigningKey);
+
+impl Signer {
+    /// The signer of `key_pair`; `None` without a secret key.
+    pub fn new(key_pair: &KeyPair) -> Option<Signer> {
+        let sk = key_pair.secret_key.as_ref()?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&sk[..32]);
-        Some(SigningKey::from_bytes(&seed).sign(message).to_bytes())
+        Some(Signer(SigningKey::from_bytes(&seed)))
+    }
+
+    /// The Ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
     }
 }
 
