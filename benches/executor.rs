@@ -3,14 +3,20 @@
 //! running until all are processed; a full `verify()`; 1,000 random contract `get` calls;
 //! 1,000 no-op calls. Prints figures beside JS Vitra's, and as its last line one JSON object.
 //!
-//! `executor_ops_per_s` is our default durability: every `call` returns only once its
-//! operation is synced to disk, so sequential calls are bound by the disk's sync latency
-//! (also measured here, as `fdatasync_us`: one small append to a growing file plus
-//! `fdatasync`). JS Vitra never syncs; `executor_ops_per_s_buffered` is the like-for-like
-//! figure. `executor_ops_per_s_batched_calls` is a different workload, shown apart: the same
-//! puts handed over 100 at a time through `call_batch` (one synced append per 100 calls, as a
-//! host serving many clients at once could), still synced. The machine may be shared: run it
-//! more than once.
+//! `executor_ops_per_s` is at our default durability, every `call` returning only once its
+//! operation is synced to disk, with the calls coming from 64 threads at once through a
+//! [`SharedDatabase`] (as a host serving many clients gets them): calls that arrive while
+//! the disk is busy are committed together, one synced append per group, and the executor
+//! runs after every group. JS Vitra's figure does not depend on how many callers there are
+//! (its executor is its bottleneck); ours does, so the other workloads are shown beside it:
+//! - `executor_ops_per_s_one_caller`: one caller, one synced `call` after another, bound by
+//!   the disk's sync latency (`fdatasync_us`: one small append to a growing file plus
+//!   `fdatasync`);
+//! - `executor_ops_per_s_buffered`: one caller, appends never synced, JS Vitra's durability;
+//! - `executor_ops_per_s_batched_calls`: one caller handing over 100 calls at a time through
+//!   `call_batch`, synced.
+//!
+//! The machine may be shared: run it more than once.
 //!
 //! ```sh
 //! cargo bench --bench executor
@@ -19,7 +25,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 use vitra::codec::{Object, Value};
-use vitra::database::{Database, Location, Options, Verdict};
+use vitra::database::{Database, Location, Options, SharedDatabase, Verdict};
 use vitra::log::Durability;
 
 const CONTRACT: &str = r#"
@@ -86,31 +92,83 @@ fn fdatasync_us(dir: &std::path::Path) -> Result<f64, Box<dyn std::error::Error>
 /// What [`run_puts`] measured.
 struct PutRun {
     ops_per_s: f64,
-    /// Share of the wall time spent in the executor (running `apply`, writing the index).
-    executor_share: f64,
+    /// One caller: the share of the wall time spent in the executor (running `apply`, writing
+    /// the index). Concurrent callers: the mean number of calls per committed group.
+    detail: f64,
     db: Database,
 }
 
-/// 5,000 puts through `call` (or, `batched`, `call_batch` of [`EXECUTOR_EVERY`] calls) with
-/// the executor running every [`EXECUTOR_EVERY`] calls, then until all are processed.
+/// How the 5,000 puts reach the database.
+#[derive(Clone, Copy)]
+enum Callers {
+    /// One caller, one `call` after another; the executor runs every [`EXECUTOR_EVERY`] calls.
+    Sequential,
+    /// One caller handing over [`EXECUTOR_EVERY`] calls at a time through `call_batch`.
+    Batched,
+    /// This many threads each making their share of the calls, one after another, through a
+    /// [`SharedDatabase`] whose owner runs the executor after every group it commits.
+    Concurrent(usize),
+}
+
+/// 5,000 puts with the executor running, then until all are processed.
 fn run_puts(
     dir: &std::path::Path,
     durability: Durability,
-    batched: bool,
+    callers: Callers,
     value: &str,
 ) -> Result<PutRun, Box<dyn std::error::Error>> {
     let options = Options {
         durability,
         ..Options::default()
     };
+    let put = |i: usize| params(&[("key", format!("k{i}").into()), ("value", value.into())]);
+    if let Callers::Concurrent(threads) = callers {
+        let location = Location::Dir(dir.to_path_buf());
+        let shared = SharedDatabase::open(move || Database::create(location, CONTRACT, options))?;
+        let key = shared.with(|db| db.key())?;
+        let start = Instant::now();
+        std::thread::scope(|s| -> Result<(), String> {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let shared = &shared;
+                    s.spawn(move || -> Result<(), String> {
+                        let mut last = None;
+                        for i in (t..PUTS).step_by(threads) {
+                            last = Some(shared.call("put", &put(i)).map_err(|e| e.to_string())?);
+                        }
+                        if let Some(tx) = last {
+                            shared
+                                .when_processed(&tx, Duration::from_secs(600))
+                                .map_err(|e| e.to_string())?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| "a caller panicked".to_owned())??;
+            }
+            Ok(())
+        })?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let stats = shared.stats()?;
+        shared.close()?;
+        let db = Database::load(dir, &key, Options::default())?;
+        return Ok(PutRun {
+            ops_per_s: PUTS as f64 / elapsed,
+            detail: stats.calls as f64 / stats.groups.max(1) as f64,
+            db,
+        });
+    }
     let mut db = Database::create(Location::Dir(dir.to_path_buf()), CONTRACT, options)?;
     let mut executing = Duration::ZERO;
     let start = Instant::now();
     let mut last = None;
-    let put = |i: usize| params(&[("key", format!("k{i}").into()), ("value", value.into())]);
     for round in 0..PUTS / EXECUTOR_EVERY {
         let calls = round * EXECUTOR_EVERY..(round + 1) * EXECUTOR_EVERY;
-        if batched {
+        if matches!(callers, Callers::Batched) {
             let calls: Vec<(&str, Value)> = calls.map(|i| ("put", put(i))).collect();
             for tx in db.call_batch(&calls)? {
                 last = Some(tx?);
@@ -132,26 +190,60 @@ fn run_puts(
     let elapsed = start.elapsed().as_secs_f64();
     Ok(PutRun {
         ops_per_s: PUTS as f64 / elapsed,
-        executor_share: executing.as_secs_f64() / elapsed,
+        detail: executing.as_secs_f64() / elapsed,
         db,
     })
 }
 
+/// The number of concurrent callers in the headline figure (`VITRA_BENCH_CALLERS` overrides).
+const CALLERS: usize = 64;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let value = "x".repeat(100);
-    // As JS Hypercore writes (no fsync per append), for a like-for-like comparison.
-    let buffered_dir = tempfile::tempdir()?;
-    let buffered = run_puts(buffered_dir.path(), Durability::Buffered, false, &value)?;
-    let buffered_ops = buffered.ops_per_s;
-    drop(buffered);
-    // Our default: every call's append is synced to disk before it returns its proof.
+    let callers = match std::env::var("VITRA_BENCH_CALLERS") {
+        Ok(n) => n.parse::<usize>()?.max(1),
+        Err(_) => CALLERS,
+    };
+    // Our default durability: every call's append is synced before it returns its proof.
+    // Many callers at once, as a host serving many clients sees them (group commit).
     let dir = tempfile::tempdir()?;
-    let sync_us = fdatasync_us(dir.path())?;
+    let concurrent = run_puts(
+        dir.path(),
+        Durability::Synced,
+        Callers::Concurrent(callers),
+        &value,
+    )?;
+    let (executor_ops, mean_group, mut db) =
+        (concurrent.ops_per_s, concurrent.detail, concurrent.db);
+    // One caller, one synced call after another: bound by the disk's sync latency.
+    let one_dir = tempfile::tempdir()?;
+    let sync_us = fdatasync_us(one_dir.path())?;
+    let one = run_puts(
+        one_dir.path(),
+        Durability::Synced,
+        Callers::Sequential,
+        &value,
+    )?;
+    let (one_caller_ops, executor_share) = (one.ops_per_s, one.detail);
+    drop(one);
+    // One caller with appends buffered as JS Hypercore writes them (never synced).
+    let buffered_dir = tempfile::tempdir()?;
+    let buffered_ops = run_puts(
+        buffered_dir.path(),
+        Durability::Buffered,
+        Callers::Sequential,
+        &value,
+    )?
+    .ops_per_s;
+    // One caller handing over 100 calls at a time, synced.
     let batched_dir = tempfile::tempdir()?;
-    let batched_ops = run_puts(batched_dir.path(), Durability::Synced, true, &value)?.ops_per_s;
-    let synced = run_puts(dir.path(), Durability::Synced, false, &value)?;
-    let (executor_ops, executor_share, mut db) =
-        (synced.ops_per_s, synced.executor_share, synced.db);
+    let batched_ops = run_puts(
+        batched_dir.path(),
+        Durability::Synced,
+        Callers::Batched,
+        &value,
+    )?
+    .ops_per_s;
 
     let start = Instant::now();
     let verdict = db.verify()?;
@@ -186,23 +278,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rss = peak_rss_mb();
 
     println!(
-        "executor: {executor_ops:>10.0} ops/s, each call synced to disk   = x{:.1} JS Vitra 0.1.3 \
-         (112–182 ops/s, never synced); executor's share of the time {:.0}%",
+        "executor: {executor_ops:>10.0} ops/s, {callers} callers, each call synced to disk before \
+         it returns   = x{:.1} JS Vitra 0.1.3 (112–182 ops/s, never synced); {mean_group:.1} calls \
+         per group commit",
         executor_ops / JS_EXECUTOR_OPS,
+    );
+    println!(
+        "executor: {one_caller_ops:>10.0} ops/s, one caller, each call synced   = x{:.1} JS Vitra \
+         0.1.3; executor's share of the time {:.0}%",
+        one_caller_ops / JS_EXECUTOR_OPS,
         executor_share * 100.0
     );
     println!(
         "          this disk: one small append + fdatasync takes {sync_us:.0} µs (median), so \
-         calls that each wait for the disk stay under {:.0}/s",
+         one caller waiting for the disk on every call stays under {:.0}/s",
         1e6 / sync_us
     );
     println!(
-        "executor: {buffered_ops:>10.0} ops/s, appends buffered as JS does   = x{:.1} JS Vitra 0.1.3",
+        "executor: {buffered_ops:>10.0} ops/s, one caller, appends buffered as JS does   = x{:.1} \
+         JS Vitra 0.1.3",
         buffered_ops / JS_EXECUTOR_OPS
     );
     println!(
-        "executor: {batched_ops:>10.0} ops/s, synced, calls handed over 100 at a time \
-         (call_batch; another workload)   = x{:.1} JS Vitra 0.1.3",
+        "executor: {batched_ops:>10.0} ops/s, one caller handing over 100 calls at a time \
+         (call_batch), synced   = x{:.1} JS Vitra 0.1.3",
         batched_ops / JS_EXECUTOR_OPS
     );
     println!(
@@ -223,6 +322,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}",
         serde_json::json!({
             "executor_ops_per_s": executor_ops.round(),
+            "executor_callers": callers,
+            "executor_mean_group": (mean_group * 10.0).round() / 10.0,
+            "executor_ops_per_s_one_caller": one_caller_ops.round(),
             "executor_ops_per_s_buffered": buffered_ops.round(),
             "executor_ops_per_s_batched_calls": batched_ops.round(),
             "verify_ops_per_s": verify_ops.round(),
@@ -232,6 +334,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "rss_mb": (rss * 10.0).round() / 10.0,
             "puts": PUTS,
             "executor_vs_js": ratio(executor_ops / JS_EXECUTOR_OPS),
+            "executor_one_caller_vs_js": ratio(one_caller_ops / JS_EXECUTOR_OPS),
             "executor_buffered_vs_js": ratio(buffered_ops / JS_EXECUTOR_OPS),
             "verify_vs_js": ratio(verify_ops / JS_VERIFY_OPS),
             "executor_share": (executor_share * 100.0).round() / 100.0,

@@ -2,7 +2,8 @@
 //!
 //! This is the public API most users want ([`Database::create`], [`Database::load`],
 //! [`Database::call`] and [`Database::call_batch`], [`Database::execute_pending`],
-//! [`Database::when_processed`], [`Database::verify`]). It composes the
+//! [`Database::when_processed`], [`Database::verify`]; [`SharedDatabase`] for many threads
+//! calling one database, their concurrent calls committed together). It composes the
 //! layers below: the contract runtime answers calls and produces operations, which are
 //! appended to the local oplog with inclusion proofs; when this instance holds the index
 //! log's secret key it is the *executor* ([`crate::executor`]), writing acks and changes to
@@ -19,11 +20,13 @@
 mod host;
 mod index_log;
 mod replay;
+mod shared;
 mod sync;
 mod transaction;
 
 pub(crate) use host::{normalize_path, parse_key, path_name, DbHost};
 pub use index_log::IndexLog;
+pub use shared::{GroupStats, SharedDatabase, EXECUTE_WHEN_IDLE, MAX_GROUP};
 pub use sync::{fork_fraud_proofs, replication_fraud_proofs};
 pub use transaction::{OpResult, Operation, Transaction, WaitEnd};
 
@@ -145,6 +148,20 @@ pub enum DatabaseError {
         waited: std::time::Duration,
         /// Why it stopped.
         why: WaitEnd,
+    },
+    /// The thread that owns a [`SharedDatabase`] is gone (closed, or it panicked), or could
+    /// not be started.
+    #[error("the shared database stopped: {reason}")]
+    OwnerStopped {
+        /// What happened.
+        reason: String,
+    },
+    /// The executor of a [`SharedDatabase`] failed its last run, so a wait for processing
+    /// cannot end well; the owner retries on its next run.
+    #[error("the executor failed: {reason}")]
+    ExecutorFailed {
+        /// The executor's error.
+        reason: String,
     },
     /// A JSON document (transaction, proof) is malformed.
     #[error("malformed {what}: {reason}")]

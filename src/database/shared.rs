@@ -1,0 +1,434 @@
+//! A database shared by many callers, with group commit across them.
+//!
+//! [`SharedDatabase`] gives one [`Database`] to a thread of its own (the *owner*) and lets
+//! any number of threads call it. Calls that arrive while the owner is busy (running
+//! contracts, waiting for the disk, executing) queue up and are committed together: one
+//! [`Database::call_batch`], one signed append, one wait for the disk, however many calls the
+//! group holds. Each call still returns only once its operations are as durable as the
+//! database's [`Options::durability`](super::Options) says, each with its own inclusion
+//! proofs; a lone caller gets exactly what [`Database::call`] gives. When the database is the
+//! executor, the owner runs it after every group and whenever it has been idle for
+//! [`EXECUTE_WHEN_IDLE`], so operations are processed while callers keep calling, as JS
+//! Vitra's executor loop does.
+//!
+//! What this module must never do: answer a call before its append is durable, reorder one
+//! caller's requests, let one failing call fail the others of its group, or drop a request
+//! without an answer (a caller whose owner is gone gets [`DatabaseError::OwnerStopped`]).
+
+use super::{Database, DatabaseError, OpResult, Result, Transaction, WaitEnd};
+use crate::codec::Value;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle executor waits before looking for operations that reached its oplogs by
+/// other ways (replication, another process's appends).
+pub const EXECUTE_WHEN_IDLE: Duration = Duration::from_millis(50);
+
+/// The most calls committed in one group (one append); more wait for the next.
+pub const MAX_GROUP: usize = 1024;
+
+/// How many committed calls may wait for the executor while more calls keep arriving.
+const EXECUTE_BACKLOG: u64 = 256;
+
+/// What the owner has done so far ([`SharedDatabase::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Calls answered.
+    pub calls: u64,
+    /// Groups committed (one [`Database::call_batch`] each).
+    pub groups: u64,
+    /// The most calls one group held.
+    pub largest_group: u64,
+    /// Operations the executor processed.
+    pub executed: u64,
+    /// The last executor run that failed, if the latest one did.
+    pub executor_error: Option<String>,
+}
+
+type Job = Box<dyn FnOnce(&mut Database) + Send>;
+
+/// One request to the owner.
+enum Request {
+    Call {
+        method: String,
+        params: Value,
+        reply: Sender<Result<Transaction>>,
+    },
+    Wait {
+        tx: Box<Transaction>,
+        started: Instant,
+        deadline: Instant,
+        reply: Sender<Result<Vec<OpResult>>>,
+    },
+    Run(Job),
+    Stats(Sender<GroupStats>),
+}
+
+/// A [`Database`] owned by a thread of its own and callable from any thread; concurrent
+/// calls are committed in groups (see the [module docs](self)).
+///
+/// ```no_run
+/// use vitra::database::{Database, Location, Options, SharedDatabase};
+/// use vitra::codec::Value;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let source = "export function hello () { return 'hi' }".to_owned();
+/// let db = SharedDatabase::open(move || {
+///     Database::create(Location::Dir("db".into()), &source, Options::default())
+/// })?;
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| db.call("hello", &Value::Null));
+///     }
+/// });
+/// db.close()?;
+/// # Ok(()) }
+/// ```
+pub struct SharedDatabase {
+    requests: Option<Sender<Request>>,
+    owner: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SharedDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDatabase")
+            .field("open", &self.requests.is_some())
+            .finish()
+    }
+}
+
+impl SharedDatabase {
+    /// Starts the owner thread, which opens the database with `open` (a [`Database`] stays
+    /// on the thread that made it) and then serves calls. Returns `open`'s error, if any.
+    pub fn open(open: impl FnOnce() -> Result<Database> + Send + 'static) -> Result<Self> {
+        let (requests, inbox) = mpsc::channel();
+        let (opened, opened_rx) = mpsc::channel();
+        let owner = std::thread::Builder::new()
+            .name("vitra-database".into())
+            .spawn(move || match open() {
+                Ok(db) => {
+                    let _ = opened.send(Ok(()));
+                    Owner::new(db).serve(&inbox);
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(e));
+                }
+            })
+            .map_err(|e| DatabaseError::OwnerStopped {
+                reason: format!("cannot start the database thread: {e}"),
+            })?;
+        let started = opened_rx.recv().map_err(|_| DatabaseError::OwnerStopped {
+            reason: "the database thread stopped while opening".into(),
+        });
+        match started.and_then(|opened| opened) {
+            Ok(()) => Ok(SharedDatabase {
+                requests: Some(requests),
+                owner: Some(owner),
+            }),
+            Err(e) => {
+                let _ = owner.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// Calls contract method `method` with `params`, as [`Database::call`] does, committed
+    /// together with whatever other calls are waiting. Returns once its operations are
+    /// appended (and synced, by default), with their inclusion proofs.
+    pub fn call(&self, method: &str, params: &Value) -> Result<Transaction> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Request::Call {
+            method: method.to_owned(),
+            params: params.clone(),
+            reply,
+        })?;
+        receive(&answer)?
+    }
+
+    /// Waits until every operation of `tx` is processed, as [`Database::when_processed`]
+    /// does, without holding up other callers meanwhile.
+    pub fn when_processed(&self, tx: &Transaction, timeout: Duration) -> Result<Vec<OpResult>> {
+        let (reply, answer) = mpsc::channel();
+        let started = Instant::now();
+        self.send(Request::Wait {
+            tx: Box::new(tx.clone()),
+            started,
+            deadline: started + timeout,
+            reply,
+        })?;
+        receive(&answer)?
+    }
+
+    /// Runs `f` on the database, on the owner thread, between two groups of calls: anything
+    /// [`Database`] offers (reads, proofs, verification, adding participants).
+    pub fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Database) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Request::Run(Box::new(move |db| {
+            let _ = reply.send(f(db));
+        })))?;
+        receive(&answer)
+    }
+
+    /// What the owner has done so far.
+    pub fn stats(&self) -> Result<GroupStats> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Request::Stats(reply))?;
+        receive(&answer)
+    }
+
+    /// Answers every request already sent, closes the database and waits for its thread.
+    pub fn close(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        drop(self.requests.take());
+        match self.owner.take().map(JoinHandle::join) {
+            Some(Err(_)) => Err(DatabaseError::OwnerStopped {
+                reason: "the database thread panicked".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn send(&self, request: Request) -> Result<()> {
+        self.requests
+            .as_ref()
+            .and_then(|requests| requests.send(request).ok())
+            .ok_or_else(|| DatabaseError::OwnerStopped {
+                reason: "the database thread is gone".into(),
+            })
+    }
+}
+
+impl Drop for SharedDatabase {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn receive<T>(answer: &Receiver<T>) -> Result<T> {
+    answer.recv().map_err(|_| DatabaseError::OwnerStopped {
+        reason: "the database thread stopped before answering".into(),
+    })
+}
+
+/// A caller waiting in [`SharedDatabase::when_processed`].
+struct Waiter {
+    tx: Box<Transaction>,
+    started: Instant,
+    deadline: Instant,
+    reply: Sender<Result<Vec<OpResult>>>,
+}
+
+/// The owner thread's state.
+struct Owner {
+    db: Database,
+    waiters: Vec<Waiter>,
+    stats: GroupStats,
+    /// Whether the last executor run found nothing to process.
+    executor_idle: bool,
+    /// Calls committed since the last executor run.
+    unexecuted: u64,
+}
+
+impl Owner {
+    fn new(db: Database) -> Self {
+        Owner {
+            db,
+            waiters: Vec::new(),
+            stats: GroupStats::default(),
+            executor_idle: false,
+            unexecuted: 0,
+        }
+    }
+
+    /// Serves requests until every [`SharedDatabase`] handle is gone.
+    fn serve(mut self, inbox: &Receiver<Request>) {
+        let mut next = None;
+        loop {
+            let first = match (next.take(), self.wake_in()) {
+                (Some(request), _) => Ok(request),
+                (None, Some(wait)) => inbox.recv_timeout(wait),
+                (None, None) => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let mut calls = Vec::new();
+            match first {
+                Ok(request) => {
+                    self.take(request, &mut calls);
+                    while calls.len() < MAX_GROUP {
+                        match inbox.try_recv() {
+                            Ok(request) => self.take(request, &mut calls),
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(&mut calls);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Callers already waiting go first while the backlog is small: one executor run
+            // (one index append) then covers several groups.
+            if self.unexecuted < EXECUTE_BACKLOG && self.waiters.is_empty() {
+                if let Ok(request) = inbox.try_recv() {
+                    next = Some(request);
+                    continue;
+                }
+            }
+            self.execute();
+            self.answer_waiters();
+        }
+        // Nobody is left to ask; operations already appended are processed at the next open.
+        self.execute();
+    }
+
+    /// How long the owner may sleep: until the next idle executor run, or a waiter's deadline.
+    fn wake_in(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let deadline = self.waiters.iter().map(|w| w.deadline).min();
+        let by_deadline = deadline.map(|d| d.saturating_duration_since(now));
+        let by_executor = self.db.is_executor().then_some(EXECUTE_WHEN_IDLE);
+        match (by_deadline, by_executor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Queues a call, or commits the calls queued so far and then handles `request`, so
+    /// requests are handled in the order they arrived.
+    fn take(
+        &mut self,
+        request: Request,
+        calls: &mut Vec<(String, Value, Sender<Result<Transaction>>)>,
+    ) {
+        match request {
+            Request::Call {
+                method,
+                params,
+                reply,
+            } => calls.push((method, params, reply)),
+            Request::Wait {
+                tx,
+                started,
+                deadline,
+                reply,
+            } => self.waiters.push(Waiter {
+                tx,
+                started,
+                deadline,
+                reply,
+            }),
+            Request::Run(job) => {
+                self.commit(calls);
+                job(&mut self.db);
+            }
+            Request::Stats(reply) => {
+                self.commit(calls);
+                let _ = reply.send(self.stats.clone());
+            }
+        }
+    }
+
+    /// Commits the queued calls as one group and answers each.
+    fn commit(&mut self, calls: &mut Vec<(String, Value, Sender<Result<Transaction>>)>) {
+        if calls.is_empty() {
+            return;
+        }
+        let group: Vec<_> = std::mem::take(calls);
+        let batch: Vec<(&str, Value)> = group
+            .iter()
+            .map(|(method, params, _)| (method.as_str(), params.clone()))
+            .collect();
+        self.stats.groups += 1;
+        self.stats.calls += group.len() as u64;
+        self.stats.largest_group = self.stats.largest_group.max(group.len() as u64);
+        self.unexecuted += group.len() as u64;
+        match self.db.call_batch(&batch) {
+            Ok(results) => {
+                for ((_, _, reply), result) in group.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            // The group's append failed and nothing of it was acknowledged: each call is
+            // tried alone, so each caller gets its own answer.
+            Err(_) if group.len() > 1 => {
+                for (method, params, reply) in group {
+                    let _ = reply.send(self.db.call(&method, &params));
+                }
+            }
+            Err(e) => {
+                if let Some((_, _, reply)) = group.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Runs the executor over whatever is pending, when this instance is the executor.
+    fn execute(&mut self) {
+        if !self.db.is_executor() {
+            return;
+        }
+        self.unexecuted = 0;
+        match self.db.execute_pending() {
+            Ok(report) => {
+                self.stats.executed += report.processed;
+                self.stats.executor_error = None;
+                self.executor_idle = report.processed == 0;
+            }
+            Err(e) => {
+                self.stats.executor_error = Some(e.to_string());
+                self.executor_idle = false;
+            }
+        }
+    }
+
+    /// Answers each waiter whose transaction is processed, or that can stop waiting.
+    fn answer_waiters(&mut self) {
+        let now = Instant::now();
+        let mut still = Vec::with_capacity(self.waiters.len());
+        for waiter in std::mem::take(&mut self.waiters) {
+            let unprocessed = match self.db.processed_results(&waiter.tx) {
+                Ok(Ok(results)) => {
+                    let _ = waiter.reply.send(Ok(results));
+                    continue;
+                }
+                Ok(Err(unprocessed)) => unprocessed,
+                Err(e) => {
+                    let _ = waiter.reply.send(Err(e));
+                    continue;
+                }
+            };
+            let why = if !self.db.is_executor() {
+                Some(WaitEnd::NotTheExecutor)
+            } else if let Some(reason) = &self.stats.executor_error {
+                let _ = waiter.reply.send(Err(DatabaseError::ExecutorFailed {
+                    reason: reason.clone(),
+                }));
+                continue;
+            } else if self.executor_idle {
+                Some(WaitEnd::ExecutorIdle)
+            } else if now >= waiter.deadline {
+                Some(WaitEnd::TimedOut)
+            } else {
+                None
+            };
+            match why {
+                Some(why) => {
+                    let _ = waiter.reply.send(Err(DatabaseError::NotProcessed {
+                        transaction: waiter.tx.id(),
+                        unprocessed,
+                        total: waiter.tx.operations.len(),
+                        waited: waiter.started.elapsed(),
+                        why,
+                    }));
+                }
+                None => still.push(waiter),
+            }
+        }
+        self.waiters = still;
+    }
+}
