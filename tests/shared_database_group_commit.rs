@@ -217,3 +217,40 @@ fn opening_reports_the_databases_own_error() {
     assert_eq!(db.stats().expect("stats").calls, 1);
     db.close().expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_tasks_calling_at_once_share_groups_and_see_their_results() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = std::sync::Arc::new(open_kv(dir.path()));
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let tx = db
+                    .call_async("put", &put(&format!("t{i}"), i))
+                    .await
+                    .expect("put");
+                let results = db.when_processed_async(&tx, LONG).await.expect("processed");
+                (tx.operations[0].seq, results[0].changes[0].path.clone())
+            })
+        })
+        .collect();
+    let mut seqs = BTreeSet::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (seq, path) = task.await.expect("task");
+        assert_eq!(path, format!("/values/t{i}"));
+        assert!(seqs.insert(seq), "block {seq} given to two calls");
+    }
+    let stats = db.stats().expect("stats");
+    assert_eq!(stats.calls, 101);
+    assert!(
+        stats.groups < stats.calls,
+        "100 tasks calling at once were committed one by one: {stats:?}"
+    );
+    let length = db
+        .with_async(|db| db.oplog(&db.local_oplog().expect("local")).map(|l| l.len()))
+        .await
+        .expect("owner")
+        .expect("oplog");
+    assert_eq!(length, 101);
+}

@@ -48,21 +48,46 @@ pub struct GroupStats {
 
 type Job = Box<dyn FnOnce(&mut Database) + Send>;
 
+/// Where the owner sends an answer: a blocked thread's channel or an async task's oneshot.
+type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
 /// One request to the owner.
 enum Request {
     Call {
         method: String,
         params: Value,
-        reply: Sender<Result<Transaction>>,
+        reply: Reply<Result<Transaction>>,
     },
     Wait {
         tx: Box<Transaction>,
         started: Instant,
         deadline: Instant,
-        reply: Sender<Result<Vec<OpResult>>>,
+        reply: Reply<Result<Vec<OpResult>>>,
     },
     Run(Job),
-    Stats(Sender<GroupStats>),
+    Stats(Reply<GroupStats>),
+}
+
+/// A reply that wakes a thread blocked on `answer`.
+fn blocking<T: Send + 'static>() -> (Reply<T>, Receiver<T>) {
+    let (reply, answer) = mpsc::channel();
+    (
+        Box::new(move |value| {
+            let _ = reply.send(value);
+        }),
+        answer,
+    )
+}
+
+/// A reply that wakes an async task awaiting `answer`.
+fn awaited<T: Send + 'static>() -> (Reply<T>, tokio::sync::oneshot::Receiver<T>) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    (
+        Box::new(move |value| {
+            let _ = reply.send(value);
+        }),
+        answer,
+    )
 }
 
 /// A [`Database`] owned by a thread of its own and callable from any thread; concurrent
@@ -136,27 +161,35 @@ impl SharedDatabase {
     /// together with whatever other calls are waiting. Returns once its operations are
     /// appended (and synced, by default), with their inclusion proofs.
     pub fn call(&self, method: &str, params: &Value) -> Result<Transaction> {
-        let (reply, answer) = mpsc::channel();
-        self.send(Request::Call {
-            method: method.to_owned(),
-            params: params.clone(),
-            reply,
-        })?;
-        receive(&answer)?
+        let (reply, answer) = blocking();
+        self.send(call_request(method, params, reply))?;
+        receive(answer.recv().ok())?
+    }
+
+    /// [`SharedDatabase::call`] for async code: the task waits, not its thread.
+    pub async fn call_async(&self, method: &str, params: &Value) -> Result<Transaction> {
+        let (reply, answer) = awaited();
+        self.send(call_request(method, params, reply))?;
+        receive(answer.await.ok())?
     }
 
     /// Waits until every operation of `tx` is processed, as [`Database::when_processed`]
     /// does, without holding up other callers meanwhile.
     pub fn when_processed(&self, tx: &Transaction, timeout: Duration) -> Result<Vec<OpResult>> {
-        let (reply, answer) = mpsc::channel();
-        let started = Instant::now();
-        self.send(Request::Wait {
-            tx: Box::new(tx.clone()),
-            started,
-            deadline: started + timeout,
-            reply,
-        })?;
-        receive(&answer)?
+        let (reply, answer) = blocking();
+        self.send(wait_request(tx, timeout, reply))?;
+        receive(answer.recv().ok())?
+    }
+
+    /// [`SharedDatabase::when_processed`] for async code.
+    pub async fn when_processed_async(
+        &self,
+        tx: &Transaction,
+        timeout: Duration,
+    ) -> Result<Vec<OpResult>> {
+        let (reply, answer) = awaited();
+        self.send(wait_request(tx, timeout, reply))?;
+        receive(answer.await.ok())?
     }
 
     /// Runs `f` on the database, on the owner thread, between two groups of calls: anything
@@ -165,18 +198,26 @@ impl SharedDatabase {
         &self,
         f: impl FnOnce(&mut Database) -> R + Send + 'static,
     ) -> Result<R> {
-        let (reply, answer) = mpsc::channel();
-        self.send(Request::Run(Box::new(move |db| {
-            let _ = reply.send(f(db));
-        })))?;
-        receive(&answer)
+        let (reply, answer) = blocking();
+        self.send(Request::Run(Box::new(move |db| reply(f(db)))))?;
+        receive(answer.recv().ok())
+    }
+
+    /// [`SharedDatabase::with`] for async code.
+    pub async fn with_async<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Database) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (reply, answer) = awaited();
+        self.send(Request::Run(Box::new(move |db| reply(f(db)))))?;
+        receive(answer.await.ok())
     }
 
     /// What the owner has done so far.
     pub fn stats(&self) -> Result<GroupStats> {
-        let (reply, answer) = mpsc::channel();
+        let (reply, answer) = blocking();
         self.send(Request::Stats(reply))?;
-        receive(&answer)
+        receive(answer.recv().ok())
     }
 
     /// Answers every request already sent, closes the database and waits for its thread.
@@ -204,14 +245,39 @@ impl SharedDatabase {
     }
 }
 
+/// Dropping the last handle closes the database as [`SharedDatabase::close`] does, waiting for
+/// the owner thread (in async code, prefer `close` from a blocking task).
 impl Drop for SharedDatabase {
     fn drop(&mut self) {
         let _ = self.stop();
     }
 }
 
-fn receive<T>(answer: &Receiver<T>) -> Result<T> {
-    answer.recv().map_err(|_| DatabaseError::OwnerStopped {
+fn call_request(method: &str, params: &Value, reply: Reply<Result<Transaction>>) -> Request {
+    Request::Call {
+        method: method.to_owned(),
+        params: params.clone(),
+        reply,
+    }
+}
+
+fn wait_request(
+    tx: &Transaction,
+    timeout: Duration,
+    reply: Reply<Result<Vec<OpResult>>>,
+) -> Request {
+    let started = Instant::now();
+    Request::Wait {
+        tx: Box::new(tx.clone()),
+        started,
+        deadline: started + timeout,
+        reply,
+    }
+}
+
+/// An answer, or the error of an owner that stopped before giving one.
+fn receive<T>(answer: Option<T>) -> Result<T> {
+    answer.ok_or_else(|| DatabaseError::OwnerStopped {
         reason: "the database thread stopped before answering".into(),
     })
 }
@@ -221,7 +287,7 @@ struct Waiter {
     tx: Box<Transaction>,
     started: Instant,
     deadline: Instant,
-    reply: Sender<Result<Vec<OpResult>>>,
+    reply: Reply<Result<Vec<OpResult>>>,
 }
 
 /// The owner thread's state.
@@ -302,7 +368,7 @@ impl Owner {
     fn take(
         &mut self,
         request: Request,
-        calls: &mut Vec<(String, Value, Sender<Result<Transaction>>)>,
+        calls: &mut Vec<(String, Value, Reply<Result<Transaction>>)>,
     ) {
         match request {
             Request::Call {
@@ -327,13 +393,13 @@ impl Owner {
             }
             Request::Stats(reply) => {
                 self.commit(calls);
-                let _ = reply.send(self.stats.clone());
+                reply(self.stats.clone());
             }
         }
     }
 
     /// Commits the queued calls as one group and answers each.
-    fn commit(&mut self, calls: &mut Vec<(String, Value, Sender<Result<Transaction>>)>) {
+    fn commit(&mut self, calls: &mut Vec<(String, Value, Reply<Result<Transaction>>)>) {
         if calls.is_empty() {
             return;
         }
@@ -349,19 +415,19 @@ impl Owner {
         match self.db.call_batch(&batch) {
             Ok(results) => {
                 for ((_, _, reply), result) in group.into_iter().zip(results) {
-                    let _ = reply.send(result);
+                    reply(result);
                 }
             }
             // The group's append failed and nothing of it was acknowledged: each call is
             // tried alone, so each caller gets its own answer.
             Err(_) if group.len() > 1 => {
                 for (method, params, reply) in group {
-                    let _ = reply.send(self.db.call(&method, &params));
+                    reply(self.db.call(&method, &params));
                 }
             }
             Err(e) => {
                 if let Some((_, _, reply)) = group.into_iter().next() {
-                    let _ = reply.send(Err(e));
+                    reply(Err(e));
                 }
             }
         }
@@ -393,19 +459,19 @@ impl Owner {
         for waiter in std::mem::take(&mut self.waiters) {
             let unprocessed = match self.db.processed_results(&waiter.tx) {
                 Ok(Ok(results)) => {
-                    let _ = waiter.reply.send(Ok(results));
+                    (waiter.reply)(Ok(results));
                     continue;
                 }
                 Ok(Err(unprocessed)) => unprocessed,
                 Err(e) => {
-                    let _ = waiter.reply.send(Err(e));
+                    (waiter.reply)(Err(e));
                     continue;
                 }
             };
             let why = if !self.db.is_executor() {
                 Some(WaitEnd::NotTheExecutor)
             } else if let Some(reason) = &self.stats.executor_error {
-                let _ = waiter.reply.send(Err(DatabaseError::ExecutorFailed {
+                (waiter.reply)(Err(DatabaseError::ExecutorFailed {
                     reason: reason.clone(),
                 }));
                 continue;
@@ -418,7 +484,7 @@ impl Owner {
             };
             match why {
                 Some(why) => {
-                    let _ = waiter.reply.send(Err(DatabaseError::NotProcessed {
+                    (waiter.reply)(Err(DatabaseError::NotProcessed {
                         transaction: waiter.tx.id(),
                         unprocessed,
                         total: waiter.tx.operations.len(),
