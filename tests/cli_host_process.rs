@@ -162,3 +162,74 @@ fn commands_racing_a_starting_host_neither_fail_nor_share_storage() {
     assert_eq!(info["host"]["running"], true);
     assert_eq!(ok(&dir, &["get", "/counter"], 0), "3\n");
 }
+
+#[test]
+fn calls_from_clients_waiting_together_share_one_append_and_each_gets_its_answer() {
+    use std::io::Write;
+    let (_tmp, dir, _key) = init("counter.js");
+    let host = Background::start(&dir, &["serve"]);
+    host.wait_for("serving");
+    // A client that connects and says nothing yet holds the host (it waits for the request
+    // line), so the clients below queue up and are answered in one round.
+    let mut held =
+        std::os::unix::net::UnixStream::connect(dir.join("server.sock")).expect("connect");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let clients: Vec<_> = (1..=12)
+        .map(|by| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let params = format!(r#"{{"by": {by}}}"#);
+                (
+                    by,
+                    run(&dir, &["call", "increment", "--params", &params, "--tx"]),
+                )
+            })
+        })
+        .chain(std::iter::once({
+            let dir = dir.clone();
+            // Fails alone: the contract refuses it.
+            std::thread::spawn(move || {
+                let params = r#"{"by": "lots"}"#;
+                (0, run(&dir, &["call", "increment", "--params", params]))
+            })
+        }))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    writeln!(held, "{}", serde_json::json!({"args": ["methods"]})).expect("send");
+    let mut answer = String::new();
+    BufReader::new(&held)
+        .read_line(&mut answer)
+        .expect("answer");
+    assert!(json(&answer)["stdout"]
+        .as_str()
+        .is_some_and(|s| s.contains("increment")));
+    let mut seqs = std::collections::BTreeSet::new();
+    for client in clients {
+        let (by, r) = client.join().expect("client");
+        if by == 0 {
+            assert_eq!(r.code, 1, "stdout: {} stderr: {}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("by must be a finite number"),
+                "{}",
+                r.stderr
+            );
+            continue;
+        }
+        assert_eq!(r.code, 0, "increment {by}: {} {}", r.stdout, r.stderr);
+        let tx = json(&r.stdout);
+        let op = &tx["operations"][0];
+        assert_eq!(op["value"]["by"], by, "{tx}");
+        assert!(seqs.insert(op["proof"]["blockSeq"].as_u64().expect("seq")));
+    }
+    assert_eq!(seqs.len(), 12, "twelve blocks, one per call");
+    // The host executed the group: 1 + 2 + ... + 12.
+    assert_eq!(ok(&dir, &["get", "/counter"], 0), "78\n");
+    let info = json(&ok(&dir, &["info", "--json"], 0));
+    let largest = info["host"]["largestCallGroup"].as_u64().expect("counts");
+    assert!(
+        largest >= 2,
+        "clients waiting together were answered one append each: {}",
+        info["host"]
+    );
+    assert_eq!(json(&ok(&dir, &["verify", "--json"], 0))["verified"], true);
+}

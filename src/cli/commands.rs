@@ -10,7 +10,7 @@ use super::{
     Result, TxCommand, EXIT_FAILURE, EXIT_FRAUD, EXIT_OK, EXIT_REJECTED, EXIT_USAGE,
 };
 use crate::codec::{self, Object, Value};
-use crate::database::{Database, Options, Transaction, Verdict};
+use crate::database::{Database, DatabaseError, Options, Transaction, Verdict};
 use crate::executor::ExecutorBehavior;
 use crate::proof::FraudProof;
 use serde_json::{json, Value as Json};
@@ -31,6 +31,8 @@ pub struct Session {
     pub host_replicates: bool,
     /// A `call --wait` the host must answer later, once its operations are processed.
     pub deferred: Option<DeferredCall>,
+    /// Calls a host committed in groups ([`call_group`]), for `info`.
+    pub groups: CallGroups,
     options: Options,
     _lock: Lock,
 }
@@ -77,6 +79,7 @@ impl Session {
             hosted: false,
             host_replicates: false,
             deferred: None,
+            groups: CallGroups::default(),
             options,
             _lock: lock,
         })
@@ -484,7 +487,17 @@ fn info(s: &mut Session, json: bool, out: &mut Output) -> Result<u8> {
         "participants": db.participants().iter().map(hex::encode).collect::<Vec<_>>(),
         "oplogs": oplogs,
         "monitor": monitor,
-        "host": {"running": s.hosted, "pid": if s.hosted { Json::from(std::process::id()) } else { Json::Null }},
+        "host": if s.hosted {
+            json!({
+                "running": true,
+                "pid": std::process::id(),
+                "calls": s.groups.calls,
+                "callGroups": s.groups.groups,
+                "largestCallGroup": s.groups.largest,
+            })
+        } else {
+            json!({"running": false, "pid": null})
+        },
     });
     if json {
         out.line(compact(&doc));
@@ -568,6 +581,18 @@ fn call(
     if !tx.operations.is_empty() && s.db.is_executor() {
         s.db.execute_pending()?;
     }
+    conclude_call(s, tx, wait, print_tx, out)
+}
+
+/// What `vitra call` does once the call is made (and, as executor, processed): waits when
+/// asked (or leaves the wait to the host), then [`finish_call`].
+fn conclude_call(
+    s: &mut Session,
+    tx: Transaction,
+    wait: bool,
+    print_tx: bool,
+    out: &mut Output,
+) -> Result<u8> {
     // A replica's index may announce a length before its blocks arrive: not yet readable is
     // not yet processed.
     if wait && !matches!(s.db.is_processed(&tx), Ok(true)) {
@@ -580,6 +605,127 @@ fn call(
         }
     }
     finish_call(s, &tx, wait, print_tx, out)
+}
+
+/// How a host has committed calls so far: `calls` calls in `groups` appends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallGroups {
+    /// Calls made through [`call_group`].
+    pub calls: u64,
+    /// Groups (one append each, at most).
+    pub groups: u64,
+    /// The most calls one group held.
+    pub largest: u64,
+}
+
+/// A `vitra call` command line, parsed, for a host that commits several calls at once.
+pub struct CallRequest {
+    method: String,
+    params: Option<String>,
+    wait: bool,
+    print_tx: bool,
+}
+
+impl CallRequest {
+    /// The `call` command `args` (as typed, without the program name) hold; `None` for any
+    /// other command line, and for one that does not parse (the usual path reports that).
+    pub fn parse(args: &[String]) -> Option<CallRequest> {
+        use clap::Parser;
+        let cli =
+            Cli::try_parse_from(std::iter::once("vitra".to_owned()).chain(args.to_vec())).ok()?;
+        match cli.command? {
+            Command::Call {
+                method,
+                params,
+                wait,
+                tx,
+            } => Some(CallRequest {
+                method,
+                params,
+                wait,
+                print_tx: tx,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What one call of a group answers, as a command run alone would have.
+pub struct CallAnswer {
+    /// The exit code.
+    pub code: u8,
+    /// What it printed.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// A `call --wait` the host must answer later (see [`DeferredCall`]).
+    pub deferred: Option<DeferredCall>,
+}
+
+/// Runs several `vitra call`s as each would run alone, but with one append for all their
+/// operations and one executor run (group commit: one wait for the disk instead of one per
+/// call). Each gets its own answer: a call whose parameters or contract fail fails alone;
+/// when the group's append fails, each call is made again alone for its own error.
+pub fn call_group(s: &mut Session, calls: Vec<CallRequest>) -> Vec<CallAnswer> {
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    s.groups.calls += calls.len() as u64;
+    s.groups.groups += 1;
+    s.groups.largest = s.groups.largest.max(calls.len() as u64);
+    let params: Vec<Result<Value>> = calls
+        .iter()
+        .map(|c| parse_params(c.params.as_deref()))
+        .collect();
+    let batch: Vec<(&str, Value)> = calls
+        .iter()
+        .zip(&params)
+        .filter_map(|(c, p)| p.as_ref().ok().map(|v| (c.method.as_str(), v.clone())))
+        .collect();
+    let made = match s.db.call_batch(&batch) {
+        Ok(made) => made,
+        Err(_) => batch.iter().map(|(m, p)| s.db.call(m, p)).collect(),
+    };
+    let emitted = made
+        .iter()
+        .any(|tx| tx.as_ref().is_ok_and(|tx| !tx.operations.is_empty()));
+    let executed = if emitted && s.db.is_executor() {
+        s.db.execute_pending()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    };
+    let mut made = made.into_iter();
+    calls
+        .into_iter()
+        .zip(params)
+        .map(|(call, params)| {
+            let (code, stdout, stderr) = host::capture_output(|out| {
+                let result = params.and_then(|_| {
+                    let tx = made.next().ok_or_else(|| {
+                        CliError::Refused("a call of the group got no answer".into())
+                    })??;
+                    if !tx.operations.is_empty() {
+                        if let Err(reason) = &executed {
+                            return Err(DatabaseError::ExecutorFailed {
+                                reason: reason.clone(),
+                            }
+                            .into());
+                        }
+                    }
+                    conclude_call(s, tx, call.wait, call.print_tx, out)
+                });
+                out.exit_code(result)
+            });
+            CallAnswer {
+                code,
+                stdout,
+                stderr,
+                deferred: s.deferred.take(),
+            }
+        })
+        .collect()
 }
 
 /// The end of `vitra call`: records the transaction under `tx/`, prints the response (or the

@@ -5,11 +5,15 @@
 //! Commands on the same directory connect to `<dir>/server.sock` and send one request per
 //! connection, a JSON line `{"args": [...]}` (the command line, as typed) or `{"stop": true}`;
 //! the host answers with one JSON line `{"code", "stdout", "stderr"}` after running the
-//! command exactly as a local process would.
+//! command exactly as a local process would. Clients waiting at the same moment are answered
+//! in one round, in order, and their `call`s share one append (group commit; `info --json`
+//! counts them under `host`).
 
-use super::commands::{dir_of, finish_call, options, run_in_session, DeferredCall, Session};
+use super::commands::{
+    call_group, dir_of, finish_call, options, run_in_session, CallRequest, DeferredCall, Session,
+};
 use super::datadir::{lock_holder, Config, SOCKET_FILE};
-use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FRAUD, EXIT_OK};
+use super::{io_err, CliError, GlobalArgs, Output, Result, EXIT_FAILURE, EXIT_FRAUD, EXIT_OK};
 use crate::database::Verdict;
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Write};
@@ -256,7 +260,16 @@ pub fn serve(
     while !STOP.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if handle(&mut session, stream, &mut waiting, out) {
+                // Every client already waiting is answered in this round, so their calls
+                // share one append.
+                let mut streams = vec![stream];
+                while streams.len() < MAX_ROUND {
+                    match listener.accept() {
+                        Ok((stream, _)) => streams.push(stream),
+                        Err(_) => break,
+                    }
+                }
+                if handle(&mut session, streams, &mut waiting, out) {
                     break;
                 }
                 // Announce what the request appended without waiting for an idle moment.
@@ -369,26 +382,81 @@ fn reply(mut stream: &UnixStream, code: u8, stdout: &str, stderr: &str) {
     );
 }
 
-/// Answers one connection (or holds it in `waiting`); returns whether the host must stop.
-fn handle(
-    session: &mut Session,
-    stream: UnixStream,
-    waiting: &mut Vec<Waiting>,
-    log: &mut Output,
-) -> bool {
+/// The most connections answered in one round.
+const MAX_ROUND: usize = 256;
+
+/// Reads a connection's request line; `None` when it sends nothing readable in time.
+fn read_request(stream: &UnixStream) -> Option<Json> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut line = String::new();
-    if BufReader::new(&stream).read_line(&mut line).is_err() {
-        return false;
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(serde_json::from_str(&line).unwrap_or(Json::Null))
+}
+
+/// Answers the connections of one round in order (or holds a `call --wait` in `waiting`);
+/// consecutive `call`s are committed together ([`call_group`]). Returns whether the host must
+/// stop; connections after a stop request are told the host stopped.
+fn handle(
+    session: &mut Session,
+    streams: Vec<UnixStream>,
+    waiting: &mut Vec<Waiting>,
+    log: &mut Output,
+) -> bool {
+    let requests: Vec<(UnixStream, Json)> = streams
+        .into_iter()
+        .filter_map(|stream| read_request(&stream).map(|doc| (stream, doc)))
+        .collect();
+    let mut calls: Vec<(UnixStream, CallRequest)> = Vec::new();
+    let mut stopped = false;
+    for (stream, doc) in requests {
+        if stopped {
+            reply(&stream, EXIT_FAILURE, "", "error: the host stopped\n");
+            continue;
+        }
+        let args = super::datadir::string_list(doc.get("args"));
+        match CallRequest::parse(&args) {
+            Some(call) if doc.get("stop").is_none() => {
+                calls.push((stream, call));
+                continue;
+            }
+            _ => answer_calls(session, std::mem::take(&mut calls), waiting, log),
+        }
+        if doc.get("stop").and_then(Json::as_bool) == Some(true) {
+            reply(&stream, EXIT_OK, "host stopped\n", "");
+            stopped = true;
+            continue;
+        }
+        let (code, stdout, stderr) = capture_output(|out| run_in_session(session, &args, out));
+        answer(session, stream, (code, stdout, stderr), waiting, log);
     }
-    let doc: Json = serde_json::from_str(&line).unwrap_or(Json::Null);
-    if doc.get("stop").and_then(Json::as_bool) == Some(true) {
-        reply(&stream, EXIT_OK, "host stopped\n", "");
-        return true;
+    answer_calls(session, calls, waiting, log);
+    stopped
+}
+
+/// Makes the queued calls: alone as any command, or several as one group.
+fn answer_calls(
+    session: &mut Session,
+    calls: Vec<(UnixStream, CallRequest)>,
+    waiting: &mut Vec<Waiting>,
+    log: &mut Output,
+) {
+    let (streams, calls): (Vec<UnixStream>, Vec<CallRequest>) = calls.into_iter().unzip();
+    for (stream, answered) in streams.into_iter().zip(call_group(session, calls)) {
+        session.deferred = answered.deferred;
+        let output = (answered.code, answered.stdout, answered.stderr);
+        answer(session, stream, output, waiting, log);
     }
-    let args = super::datadir::string_list(doc.get("args"));
-    let (code, stdout, stderr) = capture_output(|out| run_in_session(session, &args, out));
+}
+
+/// Sends a command's output back, or holds the connection while its call waits.
+fn answer(
+    session: &mut Session,
+    stream: UnixStream,
+    (code, stdout, stderr): (u8, String, String),
+    waiting: &mut Vec<Waiting>,
+    log: &mut Output,
+) {
     if let Some(call) = session.deferred.take() {
         waiting.push(Waiting {
             stream,
@@ -397,13 +465,12 @@ fn handle(
             stderr,
             deadline: Instant::now() + CALL_WAIT,
         });
-        return false;
+        return;
     }
     if code == EXIT_FRAUD {
         log.eline(stderr.trim_end());
     }
     reply(&stream, code, &stdout, &stderr);
-    false
 }
 
 /// `vitra stop`: asks the directory's host process to stop and waits until it has let go.
