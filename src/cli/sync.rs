@@ -545,9 +545,8 @@ pub fn wait_processed(
             Some(bootstrap) => Some(CliSwarm::start(bootstrap, db, &rep, false, out).await?),
             None => None,
         };
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut looked_up = tokio::time::Instant::now();
-        loop {
+        let waited = db.when_processed_replicated_with(&mut rep, tx, timeout, |rep| {
             if let Some(sw) = found.as_mut() {
                 sw.report("", false, out);
                 if rep.peer_count() == 0 && looked_up.elapsed() >= SWARM_RETRY {
@@ -555,19 +554,11 @@ pub fn wait_processed(
                     looked_up = tokio::time::Instant::now();
                 }
             }
-            // Blocks of the index may still be on their way (the new length arrives before
-            // them): reading them fails until they are here.
-            match db.is_processed(tx) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
-                Err(_) => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(false);
-            }
-            db.run_replication(&mut rep, Some(Duration::from_millis(200)))
-                .await?;
+        });
+        match waited.await {
+            Ok(_) => Ok(true),
+            Err(ReplicateError::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     });
     if let Some(bar) = spinner {

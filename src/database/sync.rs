@@ -216,8 +216,23 @@ impl Database {
         tx: &Transaction,
         timeout: Duration,
     ) -> Result<Vec<OpResult>, ReplicateError> {
+        self.when_processed_replicated_with(rep, tx, timeout, |_| {})
+            .await
+    }
+
+    /// [`Database::when_processed_replicated`], calling `each_round` with the replicator
+    /// before every round of replication (about every 200 ms): to report progress, or to find
+    /// more peers while none is connected.
+    pub async fn when_processed_replicated_with(
+        &mut self,
+        rep: &mut Replicator,
+        tx: &Transaction,
+        timeout: Duration,
+        mut each_round: impl FnMut(&Replicator),
+    ) -> Result<Vec<OpResult>, ReplicateError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            each_round(rep);
             // Blocks of the index may still be on their way (the new length arrives before
             // them): reading them fails until they are here.
             let state = match self.processed_results(tx) {
