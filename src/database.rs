@@ -156,6 +156,9 @@ pub enum DatabaseError {
         /// What happened.
         reason: String,
     },
+    /// Replicating with peers failed (a [`SharedDatabase`] listening or connecting).
+    #[error(transparent)]
+    Replicate(#[from] crate::net::replicate::ReplicateError),
     /// The executor of a [`SharedDatabase`] failed its last run, so a wait for processing
     /// cannot end well; the owner retries on its next run.
     #[error("the executor failed: {reason}")]

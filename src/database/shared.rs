@@ -11,15 +11,25 @@
 //! [`EXECUTE_WHEN_IDLE`], so operations are processed while callers keep calling, as JS
 //! Vitra's executor loop does.
 //!
+//! The owner also replicates, when asked to ([`SharedDatabase::listen`],
+//! [`SharedDatabase::connect`]): between groups it handles peers' requests and announces its
+//! appends, and as executor it processes the operations peers bring, so one process serves
+//! many local callers and its peers at once. Network I/O runs on a runtime thread of its own;
+//! every change to the database happens on the owner thread.
+//!
 //! What this module must never do: answer a call before its append is durable, reorder one
 //! caller's requests, let one failing call fail the others of its group, or drop a request
 //! without an answer (a caller whose owner is gone gets [`DatabaseError::OwnerStopped`]).
 
 use super::{Database, DatabaseError, OpResult, Result, Transaction, WaitEnd};
 use crate::codec::Value;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use crate::net::replicate::{Download, Event, Replicator, ReplicatorConfig};
+use futures::FutureExt as _;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How long an idle executor waits before looking for operations that reached its oplogs by
 /// other ways (replication, another process's appends).
@@ -66,6 +76,14 @@ enum Request {
     },
     Run(Job),
     Stats(Reply<GroupStats>),
+    Listen {
+        addr: String,
+        reply: Reply<Result<SocketAddr>>,
+    },
+    Connect {
+        addr: String,
+        reply: Reply<Result<()>>,
+    },
 }
 
 /// A reply that wakes a thread blocked on `answer`.
@@ -110,7 +128,7 @@ fn awaited<T: Send + 'static>() -> (Reply<T>, tokio::sync::oneshot::Receiver<T>)
 /// # Ok(()) }
 /// ```
 pub struct SharedDatabase {
-    requests: Option<Sender<Request>>,
+    requests: Option<UnboundedSender<Request>>,
     owner: Option<JoinHandle<()>>,
 }
 
@@ -126,17 +144,34 @@ impl SharedDatabase {
     /// Starts the owner thread, which opens the database with `open` (a [`Database`] stays
     /// on the thread that made it) and then serves calls. Returns `open`'s error, if any.
     pub fn open(open: impl FnOnce() -> Result<Database> + Send + 'static) -> Result<Self> {
-        let (requests, inbox) = mpsc::channel();
+        let (requests, inbox) = unbounded_channel();
         let (opened, opened_rx) = mpsc::channel();
         let owner = std::thread::Builder::new()
             .name("vitra-database".into())
-            .spawn(move || match open() {
-                Ok(db) => {
-                    let _ = opened.send(Ok(()));
-                    Owner::new(db).serve(&inbox);
-                }
-                Err(e) => {
-                    let _ = opened.send(Err(e));
+            .spawn(move || {
+                // Network tasks run on the runtime's worker; the owner's loop on this thread.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("vitra-database-net")
+                    .enable_all()
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = opened.send(Err(DatabaseError::OwnerStopped {
+                            reason: format!("cannot start the network runtime: {e}"),
+                        }));
+                        return;
+                    }
+                };
+                match open() {
+                    Ok(db) => {
+                        let _ = opened.send(Ok(()));
+                        runtime.block_on(Owner::new(db).serve(inbox));
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| DatabaseError::OwnerStopped {
@@ -155,6 +190,30 @@ impl SharedDatabase {
                 Err(e)
             }
         }
+    }
+
+    /// Serves the database to peers on `addr` (HOST:PORT, port 0 for any) from now until it
+    /// is closed, as [`Database::serve`] does; returns the bound address. Every log is
+    /// replicated in full; the owner announces its appends as it makes them.
+    pub fn listen(&self, addr: &str) -> Result<SocketAddr> {
+        let (reply, answer) = blocking();
+        self.send(Request::Listen {
+            addr: addr.to_owned(),
+            reply,
+        })?;
+        receive(answer.recv().ok())?
+    }
+
+    /// Connects to the peer at `addr` (HOST:PORT) and keeps replicating with it until the
+    /// database is closed: a replica follows the executor this way, and a participant's
+    /// appends reach it.
+    pub fn connect(&self, addr: &str) -> Result<()> {
+        let (reply, answer) = blocking();
+        self.send(Request::Connect {
+            addr: addr.to_owned(),
+            reply,
+        })?;
+        receive(answer.recv().ok())?
     }
 
     /// Calls contract method `method` with `params`, as [`Database::call`] does, committed
@@ -299,6 +358,36 @@ struct Owner {
     executor_idle: bool,
     /// Calls committed since the last executor run.
     unexecuted: u64,
+    /// The replicator, once the database listens or connects.
+    replicator: Option<Replicator>,
+    /// Each log's length and fork when last announced to peers.
+    announced: Vec<([u8; 32], u64, u64)>,
+    /// `listen` / `connect` requests waiting for the loop (they await the network).
+    network: Vec<Request>,
+}
+
+/// What woke the owner.
+enum Wake {
+    Request(Request),
+    Peer(Box<Event>),
+    Timer,
+    Closed,
+}
+
+/// The replicator's next event; never, without one.
+async fn next_event(replicator: &mut Option<Replicator>) -> Option<Event> {
+    match replicator {
+        Some(replicator) => replicator.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps `wait`; never wakes without one.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Owner {
@@ -309,21 +398,33 @@ impl Owner {
             stats: GroupStats::default(),
             executor_idle: false,
             unexecuted: 0,
+            replicator: None,
+            announced: Vec::new(),
+            network: Vec::new(),
         }
     }
 
-    /// Serves requests until every [`SharedDatabase`] handle is gone.
-    fn serve(mut self, inbox: &Receiver<Request>) {
+    /// Serves requests (and peers, once replicating) until every [`SharedDatabase`] handle
+    /// is gone.
+    async fn serve(mut self, mut inbox: UnboundedReceiver<Request>) {
         let mut next = None;
         loop {
-            let first = match (next.take(), self.wake_in()) {
-                (Some(request), _) => Ok(request),
-                (None, Some(wait)) => inbox.recv_timeout(wait),
-                (None, None) => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            let wake = match next.take() {
+                Some(request) => Wake::Request(request),
+                None => {
+                    let wait = self.wake_in();
+                    tokio::select! {
+                        request = inbox.recv() => request.map_or(Wake::Closed, Wake::Request),
+                        event = next_event(&mut self.replicator) => {
+                            event.map_or(Wake::Timer, |e| Wake::Peer(Box::new(e)))
+                        }
+                        () = sleep_for(wait) => Wake::Timer,
+                    }
+                }
             };
-            let mut calls = Vec::new();
-            match first {
-                Ok(request) => {
+            match wake {
+                Wake::Request(request) => {
+                    let mut calls = Vec::new();
                     self.take(request, &mut calls);
                     while calls.len() < MAX_GROUP {
                         match inbox.try_recv() {
@@ -332,23 +433,87 @@ impl Owner {
                         }
                     }
                     self.commit(&mut calls);
+                    self.start_network().await;
+                    // Callers already waiting go first while the backlog is small: one
+                    // executor run (one index append) then covers several groups.
+                    if self.unexecuted < EXECUTE_BACKLOG && self.waiters.is_empty() {
+                        if let Ok(request) = inbox.try_recv() {
+                            next = Some(request);
+                            self.announce();
+                            continue;
+                        }
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            // Callers already waiting go first while the backlog is small: one executor run
-            // (one index append) then covers several groups.
-            if self.unexecuted < EXECUTE_BACKLOG && self.waiters.is_empty() {
-                if let Ok(request) = inbox.try_recv() {
-                    next = Some(request);
-                    continue;
-                }
+                Wake::Peer(event) => self.handle_peers(*event),
+                Wake::Timer => {}
+                Wake::Closed => break,
             }
             self.execute();
+            self.announce();
             self.answer_waiters();
         }
-        // Nobody is left to ask; operations already appended are processed at the next open.
+        // Nobody is left to ask; process what was appended before letting go.
         self.execute();
+    }
+
+    /// Handles a peer event and every other one already waiting.
+    fn handle_peers(&mut self, first: Event) {
+        let Some(replicator) = self.replicator.as_mut() else {
+            return;
+        };
+        replicator.handle(&mut self.db, first);
+        for _ in 0..1024 {
+            match replicator.next_event().now_or_never() {
+                Some(Some(event)) => replicator.handle(&mut self.db, event),
+                _ => break,
+            }
+        }
+    }
+
+    /// Tells peers about appends made since the last call (calls, executor runs), and follows
+    /// oplogs that joined.
+    fn announce(&mut self) {
+        if let Some(replicator) = self.replicator.as_mut() {
+            self.db.announce_changes(replicator, &mut self.announced);
+        }
+    }
+
+    /// Answers the `listen` / `connect` requests taken since the last round.
+    async fn start_network(&mut self) {
+        for request in std::mem::take(&mut self.network) {
+            if self.replicator.is_none() {
+                match Replicator::new(ReplicatorConfig::default()) {
+                    Ok(mut replicator) => {
+                        self.db.add_to_replicator(&mut replicator, Download::Full);
+                        self.replicator = Some(replicator);
+                    }
+                    Err(e) => {
+                        match request {
+                            Request::Listen { reply, .. } => reply(Err(e.into())),
+                            Request::Connect { reply, .. } => reply(Err(e.into())),
+                            _ => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(replicator) = self.replicator.as_mut() else {
+                continue;
+            };
+            match request {
+                Request::Listen { addr, reply } => {
+                    reply(replicator.listen(&addr).await.map_err(DatabaseError::from))
+                }
+                Request::Connect { addr, reply } => reply(
+                    replicator
+                        .connect(&addr)
+                        .await
+                        .map(|_| ())
+                        .map_err(DatabaseError::from),
+                ),
+                _ => {}
+            }
+        }
     }
 
     /// How long the owner may sleep: until the next idle executor run, or a waiter's deadline.
@@ -394,6 +559,9 @@ impl Owner {
             Request::Stats(reply) => {
                 self.commit(calls);
                 reply(self.stats.clone());
+            }
+            request @ (Request::Listen { .. } | Request::Connect { .. }) => {
+                self.network.push(request)
             }
         }
     }
@@ -468,8 +636,11 @@ impl Owner {
                     continue;
                 }
             };
-            let why = if !self.db.is_executor() {
+            // A replica that replicates waits for the executor's acks to arrive.
+            let why = if !self.db.is_executor() && self.replicator.is_none() {
                 Some(WaitEnd::NotTheExecutor)
+            } else if !self.db.is_executor() {
+                (now >= waiter.deadline).then_some(WaitEnd::TimedOut)
             } else if let Some(reason) = &self.stats.executor_error {
                 (waiter.reply)(Err(DatabaseError::ExecutorFailed {
                     reason: reason.clone(),

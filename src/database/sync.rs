@@ -171,23 +171,7 @@ impl Database {
         let start = tokio::time::Instant::now();
         let mut lengths: Vec<([u8; 32], u64, u64)> = Vec::new();
         loop {
-            let now: Vec<([u8; 32], u64, u64)> = LogSet::keys(self)
-                .into_iter()
-                .filter_map(|k| LogSet::log(self, &k).map(|l| (k, l.len(), l.fork())))
-                .collect();
-            if now.len() != lengths.len() {
-                // Oplogs created or found since: serve / follow them too.
-                self.add_to_replicator(rep, Download::Full);
-            }
-            for (k, len, fork) in &now {
-                if !lengths
-                    .iter()
-                    .any(|(k2, l2, f2)| k2 == k && l2 == len && f2 == fork)
-                {
-                    rep.local_changed(self, k);
-                }
-            }
-            lengths = now;
+            self.announce_changes(rep, &mut lengths);
             let tick = Duration::from_millis(200);
             let wait = match duration {
                 Some(d) => {
@@ -203,6 +187,33 @@ impl Database {
                 rep.handle(self, ev);
             }
         }
+    }
+
+    /// Announces to `rep`'s peers every log whose length or fork differs from `announced`
+    /// (appends this instance made: calls, executor runs), registers oplogs created or found
+    /// since, and records the new lengths in `announced`.
+    pub(crate) fn announce_changes(
+        &self,
+        rep: &mut Replicator,
+        announced: &mut Vec<([u8; 32], u64, u64)>,
+    ) {
+        let now: Vec<([u8; 32], u64, u64)> = LogSet::keys(self)
+            .into_iter()
+            .filter_map(|k| LogSet::log(self, &k).map(|l| (k, l.len(), l.fork())))
+            .collect();
+        if now.len() != announced.len() {
+            // Oplogs created or found since: serve / follow them too.
+            self.add_to_replicator(rep, Download::Full);
+        }
+        for (k, len, fork) in &now {
+            if !announced
+                .iter()
+                .any(|(k2, l2, f2)| k2 == k && l2 == len && f2 == fork)
+            {
+                rep.local_changed(self, k);
+            }
+        }
+        *announced = now;
     }
 
     /// [`Database::when_processed`] for an instance that is not the executor: keeps
