@@ -620,6 +620,11 @@ impl Owner {
         }
     }
 
+    /// Whether this is a replica replicating with peers (acks arrive from its executor).
+    fn following(&self) -> bool {
+        !self.db.is_executor() && self.replicator.is_some()
+    }
+
     /// Answers each waiter whose transaction is processed, or that can stop waiting.
     fn answer_waiters(&mut self) {
         let now = Instant::now();
@@ -631,16 +636,22 @@ impl Owner {
                     continue;
                 }
                 Ok(Err(unprocessed)) => unprocessed,
+                // A replica learns the index's new length before its blocks: not readable
+                // yet is not processed yet, until the deadline.
+                Err(_) if self.following() && now < waiter.deadline => {
+                    still.push(waiter);
+                    continue;
+                }
                 Err(e) => {
                     (waiter.reply)(Err(e));
                     continue;
                 }
             };
             // A replica that replicates waits for the executor's acks to arrive.
-            let why = if !self.db.is_executor() && self.replicator.is_none() {
-                Some(WaitEnd::NotTheExecutor)
-            } else if !self.db.is_executor() {
+            let why = if self.following() {
                 (now >= waiter.deadline).then_some(WaitEnd::TimedOut)
+            } else if !self.db.is_executor() {
+                Some(WaitEnd::NotTheExecutor)
             } else if let Some(reason) = &self.stats.executor_error {
                 (waiter.reply)(Err(DatabaseError::ExecutorFailed {
                     reason: reason.clone(),
