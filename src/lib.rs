@@ -24,7 +24,9 @@
 //! - [`executor`]: runs operations through the contract and writes acks and changes.
 //! - [`monitor`]: replays operations against the contract and checks the executor's index.
 //! - [`proof`]: inclusion proofs and fraud proofs in JS Vitra's JSON.
-//! - [`database`]: the public API: create, load, call, execute, verify.
+//! - [`database`]: the public API: create, load, call, execute, verify, replicate;
+//!   [`database::SharedDatabase`] for many threads or tasks calling one database (their
+//!   concurrent calls committed in groups) while it replicates with peers.
 //! - [`net`]: secret stream (Noise), protomux channels and the Hypercore replication wire
 //!   messages, compatible with JS `@hyperswarm/secret-stream`, `protomux` and Hypercore 10/11.
 //! - [`cli`]: the `vitra` command: subcommands, REPL, host process (`vitra serve`).
