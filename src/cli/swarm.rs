@@ -114,7 +114,7 @@ pub struct CliSwarm {
 impl CliSwarm {
     /// Binds a swarm on the DHT of `bootstrap`, joins the discovery key of every log of `db`
     /// (when `server`, announcing those it writes instead of looking them up), waits for the
-    /// first announce and lookup when `server` (at most [`FLUSH_TIMEOUT`], then goes on), and
+    /// first announce and lookup when `server` (at most `FLUSH_TIMEOUT`, then goes on), and
     /// hands every connection to `rep`. Must run inside the runtime that drives `rep`.
     pub async fn start(
         bootstrap: &[String],

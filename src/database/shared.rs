@@ -109,7 +109,8 @@ fn awaited<T: Send + 'static>() -> (Reply<T>, tokio::sync::oneshot::Receiver<T>)
 }
 
 /// A [`Database`] owned by a thread of its own and callable from any thread; concurrent
-/// calls are committed in groups (see the [module docs](self)).
+/// calls are committed in groups: the calls that arrive while the owner is busy (running
+/// contracts, waiting for the disk, executing) share one append and one wait for the disk.
 ///
 /// ```no_run
 /// use vitra::database::{Database, Location, Options, SharedDatabase};

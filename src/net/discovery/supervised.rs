@@ -17,7 +17,7 @@ use super::{DiscoveryError, Swarm, SwarmConfig, SwarmPeer};
 
 /// The first wait before binding again after the swarm stopped; it doubles up to
 /// [`MAX_BACKOFF`] while binding keeps failing, and starts over once a swarm ran for
-/// [`STABLE_AFTER`].
+/// `STABLE_AFTER`.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts to bind a swarm.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
