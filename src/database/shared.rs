@@ -658,7 +658,8 @@ impl Owner {
                     reason: reason.clone(),
                 }));
                 continue;
-            } else if self.executor_idle {
+            } else if self.executor_idle && self.replicator.is_none() {
+                // (With peers, the operations may still arrive: wait until the deadline.)
                 Some(WaitEnd::ExecutorIdle)
             } else if now >= waiter.deadline {
                 Some(WaitEnd::TimedOut)
