@@ -99,6 +99,7 @@ impl JsSwarm {
             .unwrap_or_else(|_| panic!("JS side (swarm_peer.js) printed nothing for {secs}s"))
             .unwrap_or_else(|e| panic!("reading JS side output: {e}"))
             .unwrap_or_else(|| panic!("JS side (swarm_peer.js) exited"));
+        eprintln!("[swarm_peer.js] {line}");
         serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("JS side printed non-JSON {line:?}: {e}"))
     }
