@@ -187,6 +187,12 @@ fn js_reads_index(
             _ => break Err(format!("{ev}")),
         }
     };
+    // After its result the reader closes its swarm and cores and removes its storage (about
+    // 75 MB a core) on exit; killed at once, it left that behind in the temp directory.
+    let exit_by = Instant::now() + Duration::from_secs(15);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < exit_by {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = child.kill();
     let _ = child.wait();
     result.unwrap_or_else(|e| {
