@@ -6,13 +6,15 @@
 // Prints JSON lines on stdout:
 //   {event:'testnet', bootstrap:'127.0.0.1:PORT'}     the testnet is up (first line)
 //   {event:'joined', publicKey}                        the JS peer joined and flushed the topic
-//   {event:'connection', remotePublicKey, initiator}   Hyperswarm gave the JS peer a connection
+//   {event:'connection', remotePublicKey, localPublicKey, initiator}   Hyperswarm gave a JS peer a connection
 //   {event:'open', remotePublicKey, handshake}         the "vitra-swarm-test" protomux channel opened
 //   {event:'message', remotePublicKey, text}           a message arrived on it
 //   {event:'close', remotePublicKey}                   the connection ended
 // On each connection the JS peer opens protomux channel "vitra-swarm-test" (handshake c.string
 // "js-hello") and answers every message `text` with "echo:" + text, and sends "from-js" once open.
 // stdin commands, one a line: "join" joins the topic (so the Rust side can announce first),
+// "join-another" joins it with one more JS swarm (a new key pair; its 'joined' and connection
+// events carry its own key as localPublicKey), e.g. to dial the Rust side a second time,
 // "poke HOST:PORT N" sends one DHT request with command N to that node ({event:'poked'}),
 // "exit" (or end of stdin) tears everything down; a 60 s safety timeout does too.
 const createTestnet = require('@hyperswarm/testnet')
@@ -30,9 +32,11 @@ async function main() {
   out({ event: 'testnet', bootstrap: `${bs.host}:${bs.port}` })
 
   let swarm = null
+  const others = []
   const teardown = async () => {
     // Closing waits for open connections to end; do not let that hold the test up.
     setTimeout(() => process.exit(0), 1000).unref()
+    for (const other of others) await other.destroy().catch(() => {})
     if (swarm) await swarm.destroy().catch(() => {})
     await testnet.destroy().catch(() => {})
     process.exit(0)
@@ -58,7 +62,12 @@ async function main() {
         )
     }
     if (text.includes('exit')) teardown()
-    else if (text.includes('join') && !joining && mode !== 'testnet-only') {
+    else if (text.includes('join-another')) {
+      join(true).catch((err) => {
+        out({ event: 'fatal', message: String((err && err.stack) || err) })
+        process.exit(1)
+      })
+    } else if (text.includes('join') && !joining && mode !== 'testnet-only') {
       joining = join().catch((err) => {
         out({ event: 'fatal', message: String((err && err.stack) || err) })
         process.exit(1)
@@ -67,9 +76,9 @@ async function main() {
   })
   process.stdin.on('end', teardown)
 
-  const join = async () => {
+  const join = async (another = false) => {
     let core = null
-    if (mode === 'core') {
+    if (mode === 'core' && !another) {
       const Hypercore = require('hypercore')
       const os = require('os')
       const fs = require('fs')
@@ -82,10 +91,13 @@ async function main() {
       core.on('upload', (index) => out({ event: 'upload', index }))
       out({ event: 'core', key: hex(core.key), discoveryKey: hex(core.discoveryKey), length: core.length })
     }
-    swarm = new Hyperswarm({ bootstrap: testnet.bootstrap })
-    swarm.on('connection', (socket, info) => {
+    const joined = new Hyperswarm({ bootstrap: testnet.bootstrap })
+    if (another) others.push(joined)
+    else swarm = joined
+    const localPublicKey = hex(joined.keyPair.publicKey)
+    joined.on('connection', (socket, info) => {
       const remotePublicKey = hex(info.publicKey)
-      out({ event: 'connection', remotePublicKey, initiator: socket.isInitiator })
+      out({ event: 'connection', remotePublicKey, localPublicKey, initiator: socket.isInitiator })
       socket.on('error', (err) => out({ event: 'error', remotePublicKey, message: err.message }))
       socket.on('close', () => out({ event: 'close', remotePublicKey }))
       if (core) {
@@ -113,9 +125,9 @@ async function main() {
       if (ch) ch.open('js-hello')
     })
     const topic = core ? core.discoveryKey : Buffer.from(topicHex, 'hex')
-    const discovery = swarm.join(topic, { server: mode !== 'client', client: mode !== 'server' })
+    const discovery = joined.join(topic, { server: mode !== 'client', client: mode !== 'server' })
     await discovery.flushed()
-    out({ event: 'joined', publicKey: hex(swarm.keyPair.publicKey) })
+    out({ event: 'joined', publicKey: localPublicKey })
   }
 }
 

@@ -70,15 +70,21 @@ pub struct SupervisedSwarm {
 impl SupervisedSwarm {
     /// Takes over `swarm` (already bound with `config`, so a bad configuration fails at the
     /// caller before anything runs) and starts supervising it on the current tokio runtime:
-    /// every peer goes to `sink`; later swarms are bound with `config`.
+    /// every peer goes to `sink`; later swarms are bound with `config` and join the topics in
+    /// `joined` (topic, server, client), which `swarm` has joined already. They are not joined
+    /// on `swarm` again: announcing a topic a second time finds our own announcement, and the
+    /// crate dials it.
     pub fn start(
         swarm: Swarm,
         config: SwarmConfig,
+        joined: Vec<([u8; 32], bool, bool)>,
         sink: impl FnMut(SwarmPeer) + Send + 'static,
     ) -> SupervisedSwarm {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = mpsc::unbounded_channel();
-        let task = tokio::spawn(supervise(swarm, config, command_rx, status_tx, sink));
+        let task = tokio::spawn(supervise(
+            swarm, config, joined, command_rx, status_tx, sink,
+        ));
         SupervisedSwarm {
             commands,
             status,
@@ -135,11 +141,11 @@ fn remember(topics: &mut Vec<([u8; 32], bool, bool)>, topic: [u8; 32], server: b
 async fn supervise(
     first: Swarm,
     config: SwarmConfig,
+    mut topics: Vec<([u8; 32], bool, bool)>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     status: mpsc::UnboundedSender<SwarmStatus>,
     mut sink: impl FnMut(SwarmPeer) + Send + 'static,
 ) {
-    let mut topics: Vec<([u8; 32], bool, bool)> = Vec::new();
     let mut backoff = FIRST_BACKOFF;
     let mut current = Some(first);
     loop {

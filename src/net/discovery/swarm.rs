@@ -23,6 +23,17 @@
 //!   address can still send one. After that, start a new [`Swarm`].
 //! - It chooses the key pair (random per swarm; connections we dial use yet another key).
 //! - Its connection stream wakes itself on every poll: the driver polls it every 5 ms instead.
+//! - A connection it accepted drives the DHT node's RPC on every poll and throws away what
+//!   that yields, which includes the next peers' PEER_HANDSHAKE requests; and it wakes itself,
+//!   so its pump spins a core. While one accepted connection was open, a second JS peer took
+//!   up to 40 s to get in. We detach the RPC from every connection we are handed
+//!   (`detach_from_dht`): the driver alone serves the DHT.
+//! - Each PEER_HANDSHAKE that reaches us becomes a connection, also a JS peer's retry of one
+//!   and the copy it sent through a second relay (JS HyperDHT's server answers copies with its
+//!   first reply). The peer uses one; the others never get a message and end after the UDX
+//!   retransmits (about 13 s), but first send their secret-stream header to the same peer
+//!   stream, and when one arrives before ours the peer fails the connection with "Invalid
+//!   header received" (about 1 run in 30 of `js_finds_rust_peer_announcing_a_topic` here).
 //! - An ended UDX stream is not reported: a vanished peer is noticed by the idle timeout
 //!   (keep-alives are sent, as JS Hyperswarm does).
 //! - Its debug assertions fire on what current JS sends: Cargo.toml builds the DHT crates
@@ -552,8 +563,23 @@ async fn drive(
     }
 }
 
+/// Stops `conn` from driving the DHT node's RPC.
+///
+/// The crate gives a connection it accepted a handle on the RPC (`ConnectionInner::rpc`, to
+/// flush the handshake reply), and every poll of the connection then polls the RPC until it has
+/// nothing more and drops what it got. That includes incoming DHT requests, which are answered
+/// only when the crate's DHT node gets them, polled by our driver (`RpcEvent::CustomRequest`:
+/// the PEER_HANDSHAKE of the next peer dialing us); and since the RPC's socket reader wakes
+/// whoever polled it, the connection's pump never sleeps. The reply was sent before the crate
+/// handed the connection over, so the handle has no use left.
+fn detach_from_dht(conn: &hyperswarm::Connection) {
+    let mut inner = conn.inner.write().unwrap_or_else(|e| e.into_inner());
+    inner.rpc = None;
+}
+
 impl SwarmStream {
     fn start(conn: hyperswarm::Connection, config: &SwarmConfig) -> SwarmStream {
+        detach_from_dht(&conn);
         let handshake_hash = guard("reading the handshake hash", || {
             hyperswarm::Connection::handshake_hash(&conn)
         })
