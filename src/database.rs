@@ -457,7 +457,9 @@ impl Database {
             })
     }
 
-    /// Re-reads the participant declarations from the index and opens their oplogs.
+    /// Re-reads the participant declarations from the index and opens their oplogs, those
+    /// of former participants too: their acked operations stay in the history, so
+    /// verification needs them and replication must bring them.
     ///
     /// A malformed declaration (only a fraudulent executor writes one) declares nobody: it
     /// is skipped, so the database still opens and [`Database::verify`] can report it as
@@ -476,6 +478,8 @@ impl Database {
             };
             if active {
                 participants.push((seq, key));
+            } else {
+                self.open_oplog(&key)?;
             }
         }
         participants.sort();
