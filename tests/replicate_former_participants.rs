@@ -3,24 +3,32 @@
 //! The database is `fixtures/js-vitra-more/honest-participants`, written by JS Vitra 0.1.3
 //! (served from a temporary copy by a Rust host).
 
+#[path = "support/files.rs"]
+mod files;
 mod replicate_support;
-mod support;
 
+use files::copy_dir;
 use replicate_support::{current_thread_runtime, load_database_from_peer};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{files::copy_dir, fixtures_dir, key};
 use vitra::database::{Database, Options, Verdict};
 
 #[test]
 fn a_replica_fetches_the_oplog_of_a_removed_participant_and_verifies() {
-    let fixture = fixtures_dir()
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
         .join("js-vitra-more")
         .join("honest-participants");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture.join("manifest.json")).expect("manifest"))
             .expect("manifest json");
-    let index_key = key(manifest["indexPubkey"].as_str().expect("indexPubkey"));
+    let mut index_key = [0u8; 32];
+    hex::decode_to_slice(
+        manifest["indexPubkey"].as_str().expect("indexPubkey"),
+        &mut index_key,
+    )
+    .expect("64 hex characters");
     let length = manifest["indexLength"].as_u64().expect("indexLength");
 
     let (ready_tx, ready_rx) = mpsc::channel::<String>();
