@@ -56,6 +56,7 @@ const FIXTURES: &[&str] = &[
     "genesis-source-not-string",
     "genesis-input-short-pubkey",
     "genesis-unexpected-entry",
+    "index-truncated-and-rewritten",
     "oplog-forked-after-proof",
 ];
 
@@ -213,6 +214,11 @@ fn state_reads_back_as_js_vitra_wrote_it() {
             db.index_len(),
             m["indexLength"].as_u64().expect("indexLength"),
             "{name}: index length"
+        );
+        assert_eq!(
+            Some(db.index_log().fork()),
+            m["index"]["fork"].as_u64(),
+            "{name}: index fork id"
         );
         for (path, expected) in m["expectedState"].as_object().expect("expectedState") {
             let found = db
