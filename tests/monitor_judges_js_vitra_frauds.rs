@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 use std::path::PathBuf;
 use support::{files::copy_dir, fixtures_dir, key};
 use vitra::codec::{from_json, to_json};
-use vitra::database::{Database, Options, Verdict};
+use vitra::database::{Database, LiveMonitor, MonitorProgress, Options, Verdict};
 use vitra::proof::{BlockInclusionProof, FraudProof};
 
 const FIXTURES: &[&str] = &[
@@ -354,5 +354,39 @@ fn fraud_proofs_carry_the_index_head_js_vitra_signed() {
             js["blockSeq"].as_u64(),
             "{name}: head block"
         );
+    });
+}
+
+#[test]
+fn the_live_monitor_reaches_the_same_verdicts() {
+    each_fixture(|name| {
+        let (_dir, db, m) = open(name);
+        let expected = expected_outcome(name, &m);
+        // A live monitor waits for the changes of the last ack (the history may still grow),
+        // so it cannot call the change missing at the very end fraud yet.
+        if m["rust"]["verdict"] == json!("fraud") {
+            return;
+        }
+        let mut live = LiveMonitor::new();
+        match (live.check(&db).expect("check runs"), expected) {
+            (MonitorProgress::Validated(entries), None) => assert_eq!(
+                entries.len() as u64 + 1,
+                m["indexLength"].as_u64().expect("indexLength"),
+                "{name}: every block validated"
+            ),
+            (MonitorProgress::Violation(proof), Some(details)) => match *proof {
+                FraudProof::Contract(p) => {
+                    assert_eq!(p.details.code.as_str(), details["code"], "{name}: code");
+                    assert_eq!(
+                        p.details.data["entry"], details["data"]["entry"],
+                        "{name}: entry"
+                    );
+                }
+                other => panic!("{name}: expected a contract fraud proof, got {other:?}"),
+            },
+            (other, expected) => {
+                panic!("{name}: live monitor gave {other:?}, expected {expected:?}")
+            }
+        }
     });
 }
