@@ -284,16 +284,21 @@ fn operation_results_match_what_js_vitra_recorded() {
     });
 }
 
-#[test]
-fn a_missing_change_at_the_end_is_fraud_although_0_1_3_passes_it() {
-    let name = "tamper-missing-change-at-end";
+/// The manifest and our fraud details for a fixture JS Vitra 0.1.3 verifies.
+fn fraud_where_0_1_3_passes(name: &str) -> (Json, Json) {
     let (_dir, mut db, m) = open(name);
     assert_eq!(
         m["verify"]["passed"],
         json!(true),
-        "JS Vitra 0.1.3 passes it"
+        "{name}: 0.1.3 verifies it"
     );
     let details = contract_details(name, verify(name, &mut db));
+    (m, details)
+}
+
+#[test]
+fn a_missing_change_at_the_end_is_fraud_although_0_1_3_passes_it() {
+    let (_, details) = fraud_where_0_1_3_passes("tamper-missing-change-at-end");
     assert_eq!(details["code"], json!("ChangeNotProducedByExecutorError"));
     assert_eq!(
         details["data"]["expectedChange"],
@@ -399,19 +404,12 @@ fn the_live_monitor_reaches_the_same_verdicts() {
 /// honest executor. This test pins today's outcome so that a change to it is deliberate.
 #[test]
 fn listing_names_past_u00ff_diverges_from_0_1_3() {
-    let name = "honest-list-non-latin";
-    let (_dir, mut db, m) = open(name);
-    assert_eq!(
-        m["verify"]["passed"],
-        json!(true),
-        "JS Vitra 0.1.3 verifies it"
-    );
+    let (m, details) = fraud_where_0_1_3_passes("honest-list-non-latin");
     assert_eq!(
         m["expectedState"]["/items-names"]["value"],
         json!(["a", "z", "é"]),
         "0.1.3's executor listed only names below U+00FF"
     );
-    let details = contract_details(name, verify(name, &mut db));
     assert_eq!(details["code"], json!("ChangeMismatchError"));
     assert_eq!(
         details["data"]["expectedChange"]["value"],
