@@ -34,6 +34,8 @@ const FIXTURES: &[&str] = &[
     "tamper-missing-change",
     "tamper-missing-change-at-end",
     "tamper-failed-op-claimed-success",
+    "tamper-type-error-claimed-success",
+    "honest-type-error-then-op",
     "tamper-success-claimed-failed",
     "tamper-out-of-order",
     "tamper-repeat-op",
@@ -174,12 +176,19 @@ fn frauds_get_js_vitras_code_description_and_data() {
         let details = contract_details(name, verify(name, &mut db));
         assert_eq!(details["code"], expected["code"], "{name}: fraud code");
         assert_eq!(
-            details["description"], expected["description"],
-            "{name}: description"
-        );
-        assert_eq!(
             details["data"]["entry"], expected["data"]["entry"],
             "{name}: the offending entry"
+        );
+        if m["rust"]["engineMessage"] == json!(true) {
+            // The replay's error comes from the engine (QuickJS here, V8 in 0.1.3): the
+            // wording differs, the form ("Error: <message>") must not.
+            let ours = details["data"]["errorMessage"].as_str().unwrap_or_default();
+            assert!(ours.starts_with("Error: "), "{name}: error message {ours}");
+            return;
+        }
+        assert_eq!(
+            details["description"], expected["description"],
+            "{name}: description"
         );
         // JS's `undefined` data: JSON.stringify leaves the key out, and so do we.
         let expected_data = match &expected["data"] {
