@@ -8,10 +8,15 @@
 mod support;
 
 use serde_json::{json, Value as Json};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::rc::Rc;
 use support::{files::copy_dir, fixtures_dir, key};
-use vitra::codec::{from_json, to_json};
-use vitra::database::{Database, LiveMonitor, MonitorProgress, Options, Verdict};
+use vitra::codec::{from_json, to_json, Value};
+use vitra::database::{Database, LiveMonitor, Location, MonitorProgress, Options, Verdict};
+use vitra::log::{Log, LogStore, MemoryStorage, Storage};
+use vitra::monitor::{ACK_PATH_PREFIX, GENESIS_ACK_PATH};
 use vitra::proof::{BlockInclusionProof, FraudProof};
 
 const FIXTURES: &[&str] = &[
@@ -424,4 +429,74 @@ fn listing_names_past_u00ff_diverges_from_0_1_3() {
         details["data"]["expectedChange"]["value"],
         json!(["a", "z", "é", "Ω", "中", "😀"])
     );
+}
+
+/// Honest databases our executor cannot re-execute to the same bytes, and why.
+const NOT_RE_EXECUTABLE: &[(&str, &str)] = &[
+    ("honest-participants", "cross-oplog order follows arrival"),
+    ("honest-list-non-latin", "0.1.3 lists no names past U+00FF"),
+    (
+        "honest-type-error-then-op",
+        "the engine words the TypeError",
+    ),
+    (
+        "tamper-forged-metadata",
+        "the forged metadata is not what process() returns",
+    ),
+];
+
+/// Our executor, given an honest database's oplog and its ack timestamps, writes JS Vitra's
+/// index blocks byte for byte (deletes, deep trees, a replaced contract, failed ops).
+#[test]
+fn re_executing_honest_oplogs_writes_js_vitras_index_blocks() {
+    let mut checked = 0;
+    for name in FIXTURES {
+        let (dir, js, m) = open(name);
+        let honest = expected_outcome(name, &m).is_none();
+        if !honest || NOT_RE_EXECUTABLE.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        checked += 1;
+        let store = LogStore::new(dir.path());
+        let history = js.history().expect("history");
+        let source = history[0]
+            .value
+            .as_str()
+            .expect("genesis source")
+            .to_owned();
+        let oplog_key = key(m["executorOplogPubkey"].as_str().expect("executor oplog"));
+        let oplog = store.open(&oplog_key, None).expect("open oplog");
+        let ts: VecDeque<f64> = history
+            .iter()
+            .filter(|e| e.path.starts_with(ACK_PATH_PREFIX) && e.path != GENESIS_ACK_PATH)
+            .map(|e| e.value.get("ts").and_then(Value::as_f64).expect("ts"))
+            .collect();
+        let acks = ts.len();
+        let ts = Rc::new(RefCell::new(ts));
+        let index = Log::create(Storage::Memory(MemoryStorage::default())).expect("index");
+        let mut ours = Database::create_with_logs(
+            Location::Memory,
+            None,
+            index,
+            vec![oplog],
+            &source,
+            Options::default(),
+        )
+        .expect("create");
+        let clock = ts.clone();
+        ours.set_clock(move || clock.borrow_mut().pop_front().unwrap_or(0.0));
+        let report = ours
+            .execute_pending()
+            .unwrap_or_else(|e| panic!("{name}: execute: {e}"));
+        assert_eq!(report.processed as usize, acks, "{name}: operations acked");
+        assert_eq!(ours.index_len(), js.index_len(), "{name}: index length");
+        for i in 0..js.index_len() {
+            assert_eq!(
+                ours.index_log().get(i).expect("ours").map(hex::encode),
+                js.index_log().get(i).expect("theirs").map(hex::encode),
+                "{name}: index block {i}"
+            );
+        }
+    }
+    assert!(checked >= 8, "only {checked} databases re-executed");
 }
