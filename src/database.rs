@@ -460,21 +460,29 @@ impl Database {
             })
     }
 
-    /// Re-reads the participant declarations from the index and opens their oplogs.
+    /// Re-reads the participant declarations from the index and opens their oplogs, those
+    /// of former participants too: their acked operations stay in the history, so
+    /// verification needs them and replication must bring them.
+    ///
+    /// A malformed declaration (only a fraudulent executor writes one) declares nobody: it
+    /// is skipped, so the database still opens and [`Database::verify`] can report it as
+    /// the executor's fraud (`InvalidSchemaError`).
     pub fn refresh_participants(&mut self) -> Result<()> {
         let mut participants = Vec::new();
         let entries = self.index.list(PARTICIPANT_PATH_PREFIX)?;
         for entry in entries {
             let Some(seq) = entry.seq else { continue };
-            let value = entry.decode_value()?;
-            let (key, active) =
-                parse_participant(&value).ok_or_else(|| DatabaseError::MalformedIndexEntry {
-                    path: entry.path.clone(),
-                    seq,
-                    reason: "expected {pubkey: <32 bytes>, active: <bool>}".into(),
-                })?;
+            let parsed = entry
+                .decode_value()
+                .ok()
+                .and_then(|v| parse_participant(&v));
+            let Some((key, active)) = parsed else {
+                continue;
+            };
             if active {
                 participants.push((seq, key));
+            } else {
+                self.open_oplog(&key)?;
             }
         }
         participants.sort();

@@ -268,7 +268,8 @@ impl Monitor {
                         return Err(fraud(
                             FraudCode::NoGenesisInputsDeclaredError,
                             "No input oplogs declared in genesis sequence".into(),
-                            json!({}),
+                            // JS Vitra gives this one no data (`undefined`: no "data" key).
+                            Json::Null,
                         ));
                     }
                 } else {
@@ -386,7 +387,7 @@ impl Monitor {
             return Err(fraud(
                 FraudCode::ProcessedOutOfOrderError,
                 format!("The executor processed an operation out of order. Expected to process {expected} but actually processed {} for oplog {origin}", crate::codec::msgpack::number_to_string(seq)),
-                json!({"entry": entry.to_json(), "oplogPubkey": origin, "expectedSeq": expected, "executedSeq": seq}),
+                json!({"entry": entry.to_json(), "oplogPubkey": origin, "expectedSeq": expected, "executedSeq": to_json(&Value::Number(seq))}),
             ));
         }
         self.processed.insert(origin.clone(), expected);

@@ -243,16 +243,19 @@ pub struct ContractFraudProof {
 }
 
 impl ContractFraudProof {
-    /// The JSON document, as JS Vitra writes it.
+    /// The JSON document, as JS Vitra writes it (no `data` key when there is no data, as
+    /// `JSON.stringify` drops JS Vitra's `undefined`).
     pub fn to_json(&self) -> Json {
+        let mut details = Map::new();
+        details.insert("description".into(), json!(self.details.description));
+        if !self.details.data.is_null() {
+            details.insert("data".into(), self.details.data.clone());
+        }
+        details.insert("code".into(), json!(self.details.code.as_str()));
         json!({
             "vitraContractFraudProof": 1,
             "indexStateProof": self.index_state_proof.to_json(),
-            "details": {
-                "description": self.details.description,
-                "data": self.details.data,
-                "code": self.details.code.as_str(),
-            },
+            "details": details,
         })
     }
 

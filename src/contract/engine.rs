@@ -227,22 +227,41 @@ pub(crate) enum Thrown {
     Error { name: String, message: String },
     /// Anything else, as `String(value)`.
     Value(String),
+    /// An object that is not an `Error`, as `String(value)`.
+    Object(String),
 }
 
+/// Error names JS Vitra 0.1.3 reports as a `ContractRuntimeError` (its `ContractRuntimeError.isa`).
+const RUNTIME_ERROR_NAMES: [&str; 3] = ["ReferenceError", "InternalError", "RangeError"];
+
 impl Thrown {
-    /// What JS Vitra writes into an ack for this error (`String(error)` on its copy).
+    /// What JS Vitra 0.1.3 writes into an ack for this error. Its sandbox hands the host a
+    /// plain `Error` carrying only the message, so every error reads `Error: <message>`
+    /// (`Error: <name>` without a message), except the three names it wraps in a
+    /// `ContractRuntimeError`; a thrown non-error reads `Error` (a primitive, whose text is
+    /// lost) or isolated-vm's complaint (an object). Observed with the real 0.1.3 (see
+    /// `fixtures/js-vitra-more`). The wording of engine-made messages (`TypeError`s of
+    /// QuickJS against V8's) can still differ.
     pub fn ack_string(&self) -> String {
         match self {
-            Thrown::Error { name, message } => {
-                if message.is_empty() {
-                    name.clone()
-                } else if name.is_empty() {
-                    message.clone()
-                } else {
-                    format!("{name}: {message}")
-                }
+            Thrown::Error { name, message } if RUNTIME_ERROR_NAMES.contains(&name.as_str()) => {
+                format!("ContractRuntimeError: The contract failed to execute with \"{name}: {message}\"")
             }
-            Thrown::Value(s) => s.clone(),
+            Thrown::Error { name, message } if message.is_empty() => format!("Error: {name}"),
+            Thrown::Error { message, .. } => format!("Error: {message}"),
+            Thrown::Value(_) => "Error".into(),
+            Thrown::Object(_) => "Error: An object was thrown from supplied code within \
+                                  isolated-vm, but that object was not an instance of `Error`."
+                .into(),
+        }
+    }
+
+    /// `name: message` (or the thrown value's text), for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Thrown::Error { name, message } if message.is_empty() => name.clone(),
+            Thrown::Error { name, message } => format!("{name}: {message}"),
+            Thrown::Value(s) | Thrown::Object(s) => s.clone(),
         }
     }
 
@@ -258,7 +277,9 @@ impl Thrown {
                 name,
                 message,
             },
-            Thrown::Value(value) => ContractError::ThrewNonError { during, value },
+            Thrown::Value(value) | Thrown::Object(value) => {
+                ContractError::ThrewNonError { during, value }
+            }
         }
     }
 }
@@ -392,7 +413,7 @@ impl Engine {
                                 Err(e) => e,
                                 Ok(Err(t)) => engine_err(
                                     &during,
-                                    format!("sandbox setup failed: {}", t.ack_string()),
+                                    format!("sandbox setup failed: {}", t.describe()),
                                 ),
                                 Ok(Ok(_)) => engine_err(&during, "sandbox setup failed"),
                             },
@@ -426,10 +447,12 @@ impl Engine {
                             Thrown::Error { name, message } => {
                                 ContractError::Parse { name, message }
                             }
-                            Thrown::Value(message) => ContractError::Parse {
-                                name: "SyntaxError".into(),
-                                message,
-                            },
+                            Thrown::Value(message) | Thrown::Object(message) => {
+                                ContractError::Parse {
+                                    name: "SyntaxError".into(),
+                                    message,
+                                }
+                            }
                         });
                     }
                 };
@@ -897,7 +920,13 @@ fn describe_value<'js>(ctx: &Ctx<'js>, v: JsValue<'js>) -> Thrown {
             return Thrown::Error { name, message };
         }
     }
-    Thrown::Value(text(&v).unwrap_or_else(|| format!("[{} that cannot be printed]", v.type_name())))
+    let described =
+        text(&v).unwrap_or_else(|| format!("[{} that cannot be printed]", v.type_name()));
+    if v.is_object() {
+        Thrown::Object(described)
+    } else {
+        Thrown::Value(described)
+    }
 }
 
 /// The exported function `path` (`a` or `a.b.c`); `apply` and `process` are never methods.

@@ -1,11 +1,13 @@
-//! The monitor's environment for a database: operations come from the local oplogs, replays
-//! run the contract against a checkout of the index at the ack's block.
+//! The monitor's environment for a database: operations come from the local oplogs (also
+//! those of former participants, opened from the store on demand), replays run the contract
+//! against a checkout of the index at the ack's block.
 
 use super::{parse_key, Database, DbHost};
 use crate::bee::path_to_key;
 use crate::codec::Value;
 use crate::contract::{ApplyOutcome, Change, Contract, ContractError};
 use crate::executor::decode_op;
+use crate::log::Log;
 use crate::monitor::{BoxError, ChangeKind, ExpectedChange, ReplayEnv, ReplayOutcome};
 use std::collections::HashMap;
 
@@ -13,6 +15,10 @@ use std::collections::HashMap;
 pub(crate) struct DbReplay<'a> {
     db: &'a Database,
     contracts: HashMap<String, Contract>,
+    /// Oplogs the database does not hold open (former participants: their operations stay
+    /// in the history after `removeOplog`), opened read-only from the store when an ack
+    /// names them.
+    former: HashMap<[u8; 32], Log>,
 }
 
 impl<'a> DbReplay<'a> {
@@ -20,7 +26,24 @@ impl<'a> DbReplay<'a> {
         DbReplay {
             db,
             contracts: HashMap::new(),
+            former: HashMap::new(),
         }
+    }
+
+    /// The oplog `key`, or `None` when neither the database nor its store has it.
+    fn oplog(&mut self, key: &[u8; 32]) -> Result<Option<&Log>, BoxError> {
+        if let Some(log) = self.db.oplogs.get(key) {
+            return Ok(Some(log));
+        }
+        if !self.former.contains_key(key) {
+            match &self.db.store {
+                Some(store) if store.contains(key) => {
+                    self.former.insert(*key, store.open(key, None)?);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(self.former.get(key))
     }
 }
 
@@ -29,7 +52,7 @@ impl ReplayEnv for DbReplay<'_> {
         let Some(key) = parse_key(origin) else {
             return Ok(None);
         };
-        let Some(log) = self.db.oplogs.get(&key) else {
+        let Some(log) = self.oplog(&key)? else {
             return Ok(None);
         };
         Ok(log.get(seq)?.map(|bytes| decode_op(&bytes)))
