@@ -39,21 +39,33 @@ fn calls_queued_while_the_owner_is_busy_are_committed_in_one_group_each_with_its
     let dir = tempfile::tempdir().expect("tmp");
     let db = open_kv(dir.path());
     let callers = 8;
+    // Callers about to send their call.
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let txs: Vec<Transaction> = std::thread::scope(|s| {
-        // The owner sleeps for 400 ms; the eight calls arrive meanwhile.
+        // The owner is held until the eight callers are sending, then a moment more.
         let (started, started_rx) = mpsc::channel();
+        let counted = sending.clone();
         s.spawn(|| {
             db.with(move |_| {
                 let _ = started.send(());
-                std::thread::sleep(Duration::from_millis(400));
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while counted.load(std::sync::atomic::Ordering::SeqCst) < callers as usize
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::thread::sleep(Duration::from_millis(200));
             })
             .expect("job")
         });
         started_rx.recv().expect("owner busy");
         let workers: Vec<_> = (0..callers)
             .map(|i| {
-                let db = &db;
-                s.spawn(move || db.call("put", &put(&format!("k{i}"), i)).expect("put"))
+                let (db, sending) = (&db, sending.clone());
+                s.spawn(move || {
+                    sending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    db.call("put", &put(&format!("k{i}"), i)).expect("put")
+                })
             })
             .collect();
         workers
