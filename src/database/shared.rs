@@ -7,9 +7,12 @@
 //! group holds. Each call still returns only once its operations are as durable as the
 //! database's [`Options::durability`](super::Options) says, each with its own inclusion
 //! proofs; a lone caller gets exactly what [`Database::call`] gives. When the database is the
-//! executor, the owner runs it after every group and whenever it has been idle for
+//! executor, the owner runs it after each group (after several, while more calls keep
+//! arriving and fewer than 256 await it) and whenever it has been idle for
 //! [`EXECUTE_WHEN_IDLE`], so operations are processed while callers keep calling, as JS
-//! Vitra's executor loop does.
+//! Vitra's executor loop does. A panic in a [`SharedDatabase::with`] closure stops the owner
+//! (the database may be half-changed); every later request gets
+//! [`DatabaseError::OwnerStopped`].
 //!
 //! The owner also replicates, when asked to ([`SharedDatabase::listen`],
 //! [`SharedDatabase::connect`]): between groups it handles peers' requests and announces its
