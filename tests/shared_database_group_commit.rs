@@ -266,3 +266,37 @@ async fn async_tasks_calling_at_once_share_groups_and_see_their_results() {
         .expect("oplog");
     assert_eq!(length, 101);
 }
+
+#[test]
+fn a_panicking_job_stops_the_owner_and_every_later_request_is_told_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = open_kv(dir.path());
+    let key = db.with(|db| db.key()).expect("key");
+    let before = db.call("put", &put("before", 1)).expect("put");
+    match db.with(|_| -> u8 { panic!("a bug in the caller's job") }) {
+        Err(DatabaseError::OwnerStopped { .. }) => {}
+        other => panic!("expected OwnerStopped, got {other:?}"),
+    }
+    match db.call("put", &put("after", 1)) {
+        Err(DatabaseError::OwnerStopped { reason }) => {
+            assert!(
+                reason.contains("gone") || reason.contains("stopped"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected OwnerStopped, got {other:?}"),
+    }
+    assert!(matches!(
+        db.close(),
+        Err(DatabaseError::OwnerStopped { .. })
+    ));
+    // What was answered before the panic is on disk, and the database still verifies.
+    let mut reopened = Database::load(dir.path(), &key, Options::default()).expect("load");
+    reopened
+        .when_processed(&before, LONG)
+        .expect("processed after reopening");
+    assert!(matches!(
+        reopened.verify().expect("verify"),
+        Verdict::Verified { .. }
+    ));
+}
