@@ -623,6 +623,20 @@ impl Database {
             .collect())
     }
 
+    /// [`Database::call_batch`] with one answer per call, for callers answering several
+    /// clients: when the group's append fails (nothing of it was acknowledged), each call is
+    /// made again alone, so each client gets its own answer rather than one shared error.
+    pub fn call_each(&mut self, calls: &[(&str, Value)]) -> Vec<Result<Transaction>> {
+        match self.call_batch(calls) {
+            Ok(answers) => answers,
+            Err(e) if calls.len() <= 1 => vec![Err(e)],
+            Err(_) => calls
+                .iter()
+                .map(|(method, params)| self.call(method, params))
+                .collect(),
+        }
+    }
+
     fn transaction(
         &self,
         method: &str,

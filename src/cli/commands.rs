@@ -664,8 +664,8 @@ pub struct CallAnswer {
 
 /// Runs several `vitra call`s as each would run alone, but with one append for all their
 /// operations and one executor run (group commit: one wait for the disk instead of one per
-/// call). Each gets its own answer: a call whose parameters or contract fail fails alone;
-/// when the group's append fails, each call is made again alone for its own error.
+/// call). Each gets its own answer: a call whose parameters or contract fail fails alone
+/// ([`crate::database::Database::call_each`]).
 pub fn call_group(s: &mut Session, calls: Vec<CallRequest>) -> Vec<CallAnswer> {
     if calls.is_empty() {
         return Vec::new();
@@ -682,10 +682,7 @@ pub fn call_group(s: &mut Session, calls: Vec<CallRequest>) -> Vec<CallAnswer> {
         .zip(&params)
         .filter_map(|(c, p)| p.as_ref().ok().map(|v| (c.method.as_str(), v.clone())))
         .collect();
-    let made = match s.db.call_batch(&batch) {
-        Ok(made) => made,
-        Err(_) => batch.iter().map(|(m, p)| s.db.call(m, p)).collect(),
-    };
+    let made = s.db.call_each(&batch);
     let emitted = made
         .iter()
         .any(|tx| tx.as_ref().is_ok_and(|tx| !tx.operations.is_empty()));

@@ -29,7 +29,7 @@ use crate::codec::Value;
 use crate::net::replicate::{Download, Event, Replicator, ReplicatorConfig};
 use futures::FutureExt as _;
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -87,28 +87,6 @@ enum Request {
         addr: String,
         reply: Reply<Result<()>>,
     },
-}
-
-/// A reply that wakes a thread blocked on `answer`.
-fn blocking<T: Send + 'static>() -> (Reply<T>, Receiver<T>) {
-    let (reply, answer) = mpsc::channel();
-    (
-        Box::new(move |value| {
-            let _ = reply.send(value);
-        }),
-        answer,
-    )
-}
-
-/// A reply that wakes an async task awaiting `answer`.
-fn awaited<T: Send + 'static>() -> (Reply<T>, tokio::sync::oneshot::Receiver<T>) {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    (
-        Box::new(move |value| {
-            let _ = reply.send(value);
-        }),
-        answer,
-    )
 }
 
 /// A [`Database`] owned by a thread of its own and callable from any thread; concurrent
@@ -200,48 +178,39 @@ impl SharedDatabase {
     /// is closed, as [`Database::serve`] does; returns the bound address. Every log is
     /// replicated in full; the owner announces its appends as it makes them.
     pub fn listen(&self, addr: &str) -> Result<SocketAddr> {
-        let (reply, answer) = blocking();
-        self.send(Request::Listen {
+        self.ask(|reply| Request::Listen {
             addr: addr.to_owned(),
             reply,
-        })?;
-        receive(answer.recv().ok())?
+        })?
     }
 
     /// Connects to the peer at `addr` (HOST:PORT) and keeps replicating with it until the
     /// database is closed: a replica follows the executor this way, and a participant's
     /// appends reach it.
     pub fn connect(&self, addr: &str) -> Result<()> {
-        let (reply, answer) = blocking();
-        self.send(Request::Connect {
+        self.ask(|reply| Request::Connect {
             addr: addr.to_owned(),
             reply,
-        })?;
-        receive(answer.recv().ok())?
+        })?
     }
 
     /// Calls contract method `method` with `params`, as [`Database::call`] does, committed
     /// together with whatever other calls are waiting. Returns once its operations are
     /// appended (and synced, by default), with their inclusion proofs.
     pub fn call(&self, method: &str, params: &Value) -> Result<Transaction> {
-        let (reply, answer) = blocking();
-        self.send(call_request(method, params, reply))?;
-        receive(answer.recv().ok())?
+        self.ask(|reply| call_request(method, params, reply))?
     }
 
     /// [`SharedDatabase::call`] for async code: the task waits, not its thread.
     pub async fn call_async(&self, method: &str, params: &Value) -> Result<Transaction> {
-        let (reply, answer) = awaited();
-        self.send(call_request(method, params, reply))?;
-        receive(answer.await.ok())?
+        self.ask_async(|reply| call_request(method, params, reply))
+            .await?
     }
 
     /// Waits until every operation of `tx` is processed, as [`Database::when_processed`]
     /// does, without holding up other callers meanwhile.
     pub fn when_processed(&self, tx: &Transaction, timeout: Duration) -> Result<Vec<OpResult>> {
-        let (reply, answer) = blocking();
-        self.send(wait_request(tx, timeout, reply))?;
-        receive(answer.recv().ok())?
+        self.ask(|reply| wait_request(tx, timeout, reply))?
     }
 
     /// [`SharedDatabase::when_processed`] for async code.
@@ -250,9 +219,8 @@ impl SharedDatabase {
         tx: &Transaction,
         timeout: Duration,
     ) -> Result<Vec<OpResult>> {
-        let (reply, answer) = awaited();
-        self.send(wait_request(tx, timeout, reply))?;
-        receive(answer.await.ok())?
+        self.ask_async(|reply| wait_request(tx, timeout, reply))
+            .await?
     }
 
     /// Runs `f` on the database, on the owner thread, between two groups of calls: anything
@@ -261,9 +229,7 @@ impl SharedDatabase {
         &self,
         f: impl FnOnce(&mut Database) -> R + Send + 'static,
     ) -> Result<R> {
-        let (reply, answer) = blocking();
-        self.send(Request::Run(Box::new(move |db| reply(f(db)))))?;
-        receive(answer.recv().ok())
+        self.ask(|reply| Request::Run(Box::new(move |db| reply(f(db)))))
     }
 
     /// [`SharedDatabase::with`] for async code.
@@ -271,16 +237,13 @@ impl SharedDatabase {
         &self,
         f: impl FnOnce(&mut Database) -> R + Send + 'static,
     ) -> Result<R> {
-        let (reply, answer) = awaited();
-        self.send(Request::Run(Box::new(move |db| reply(f(db)))))?;
-        receive(answer.await.ok())
+        self.ask_async(|reply| Request::Run(Box::new(move |db| reply(f(db)))))
+            .await
     }
 
     /// What the owner has done so far.
     pub fn stats(&self) -> Result<GroupStats> {
-        let (reply, answer) = blocking();
-        self.send(Request::Stats(reply))?;
-        receive(answer.recv().ok())
+        self.ask(Request::Stats)
     }
 
     /// Answers every request already sent, closes the database and waits for its thread.
@@ -296,6 +259,27 @@ impl SharedDatabase {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Sends the request `make` builds around a reply, and blocks this thread for the answer.
+    fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        let (reply, answer) = mpsc::channel();
+        self.send(make(Box::new(move |value| {
+            let _ = reply.send(value);
+        })))?;
+        receive(answer.recv().ok())
+    }
+
+    /// [`SharedDatabase::ask`] for async code: the task waits, not its thread.
+    async fn ask_async<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(make(Box::new(move |value| {
+            let _ = reply.send(value);
+        })))?;
+        receive(answer.await.ok())
     }
 
     fn send(&self, request: Request) -> Result<()> {
@@ -485,39 +469,36 @@ impl Owner {
     /// Answers the `listen` / `connect` requests taken since the last round.
     async fn start_network(&mut self) {
         for request in std::mem::take(&mut self.network) {
-            if self.replicator.is_none() {
-                match Replicator::new(ReplicatorConfig::default()) {
-                    Ok(mut replicator) => {
-                        self.db.add_to_replicator(&mut replicator, Download::Full);
-                        self.replicator = Some(replicator);
-                    }
-                    Err(e) => {
-                        match request {
-                            Request::Listen { reply, .. } => reply(Err(e.into())),
-                            Request::Connect { reply, .. } => reply(Err(e.into())),
-                            _ => {}
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some(replicator) = self.replicator.as_mut() else {
-                continue;
-            };
             match request {
-                Request::Listen { addr, reply } => {
-                    reply(replicator.listen(&addr).await.map_err(DatabaseError::from))
-                }
-                Request::Connect { addr, reply } => reply(
-                    replicator
+                Request::Listen { addr, reply } => reply(match self.replicator() {
+                    Ok(replicator) => replicator.listen(&addr).await.map_err(Into::into),
+                    Err(e) => Err(e),
+                }),
+                Request::Connect { addr, reply } => reply(match self.replicator() {
+                    Ok(replicator) => replicator
                         .connect(&addr)
                         .await
                         .map(|_| ())
-                        .map_err(DatabaseError::from),
-                ),
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                }),
                 _ => {}
             }
         }
+    }
+
+    /// The replicator, made (with every log of the database) on first use.
+    fn replicator(&mut self) -> Result<&mut Replicator> {
+        if self.replicator.is_none() {
+            let mut replicator = Replicator::new(ReplicatorConfig::default())?;
+            self.db.add_to_replicator(&mut replicator, Download::Full);
+            self.replicator = Some(replicator);
+        }
+        self.replicator
+            .as_mut()
+            .ok_or_else(|| DatabaseError::OwnerStopped {
+                reason: "no replicator".into(),
+            })
     }
 
     /// How long the owner may sleep: until the next idle executor run, or a waiter's deadline.
@@ -575,33 +556,22 @@ impl Owner {
         if calls.is_empty() {
             return;
         }
-        let group: Vec<_> = std::mem::take(calls);
-        let batch: Vec<(&str, Value)> = group
-            .iter()
-            .map(|(method, params, _)| (method.as_str(), params.clone()))
-            .collect();
+        let size = calls.len() as u64;
+        let mut methods = Vec::with_capacity(calls.len());
+        let mut params = Vec::with_capacity(calls.len());
+        let mut replies = Vec::with_capacity(calls.len());
+        for (method, param, reply) in calls.drain(..) {
+            methods.push(method);
+            params.push(param);
+            replies.push(reply);
+        }
+        let batch: Vec<(&str, Value)> = methods.iter().map(String::as_str).zip(params).collect();
         self.stats.groups += 1;
-        self.stats.calls += group.len() as u64;
-        self.stats.largest_group = self.stats.largest_group.max(group.len() as u64);
-        self.unexecuted += group.len() as u64;
-        match self.db.call_batch(&batch) {
-            Ok(results) => {
-                for ((_, _, reply), result) in group.into_iter().zip(results) {
-                    reply(result);
-                }
-            }
-            // The group's append failed and nothing of it was acknowledged: each call is
-            // tried alone, so each caller gets its own answer.
-            Err(_) if group.len() > 1 => {
-                for (method, params, reply) in group {
-                    reply(self.db.call(&method, &params));
-                }
-            }
-            Err(e) => {
-                if let Some((_, _, reply)) = group.into_iter().next() {
-                    reply(Err(e));
-                }
-            }
+        self.stats.calls += size;
+        self.stats.largest_group = self.stats.largest_group.max(size);
+        self.unexecuted += size;
+        for (reply, answer) in replies.into_iter().zip(self.db.call_each(&batch)) {
+            reply(answer);
         }
     }
 
